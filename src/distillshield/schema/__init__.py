@@ -1,0 +1,43 @@
+"""The canonical traffic schema: Arrow definitions and dataset-directory I/O.
+
+Everything downstream (ingest adapters, detection, the gateway's logger, the simulator)
+reads and writes these tables, so they are defined exactly once, here. See docs/schema.md.
+"""
+
+from distillshield.schema._io import (
+    TABLE_FILES,
+    conform,
+    iter_batches,
+    read_table,
+    table_paths,
+    write_table,
+)
+from distillshield.schema._tables import (
+    ACCOUNT_LABELS,
+    ACCOUNTS,
+    DETECTION_ACCOUNTS,
+    EXCHANGE_LABELS,
+    EXCHANGES,
+    PATHWAYS,
+    RELEASES,
+    SCHEMAS,
+    TableSpec,
+)
+
+__all__ = [
+    "ACCOUNTS",
+    "ACCOUNT_LABELS",
+    "DETECTION_ACCOUNTS",
+    "EXCHANGES",
+    "EXCHANGE_LABELS",
+    "PATHWAYS",
+    "RELEASES",
+    "SCHEMAS",
+    "TABLE_FILES",
+    "TableSpec",
+    "conform",
+    "iter_batches",
+    "read_table",
+    "table_paths",
+    "write_table",
+]

@@ -1,0 +1,140 @@
+"""Arrow definitions of the canonical tables.
+
+A field is required when ``nullable=False``: a reader refuses a file without it. Nullable
+fields may be absent from a file and then read as null. Extra columns are ignored, so
+providers can keep their own fields beside ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+#: Account-creation pathways named in the seed; the abused ones are education,
+#: research_program and startup_program.
+PATHWAYS: tuple[str, ...] = (
+    "self_serve",
+    "education",
+    "research_program",
+    "startup_program",
+    "enterprise",
+    "reseller",
+)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One canonical table: its name, Arrow schema and key column."""
+
+    name: str
+    schema: pa.Schema
+    key: str | None
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.schema if not f.nullable)
+
+
+def _f(name: str, type_: pa.DataType, nullable: bool = True) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable)
+
+
+EXCHANGES = TableSpec(
+    "exchanges",
+    pa.schema(
+        [
+            _f("request_id", pa.string(), False),
+            _f("ts", TS, False),
+            _f("account_id", pa.string(), False),
+            _f("org_id", pa.string()),
+            _f("api_key_id", pa.string()),
+            _f("model", pa.string(), False),
+            _f("endpoint", pa.string(), False),
+            _f("ip", pa.string(), False),
+            _f("user_agent", pa.string()),
+            _f("tls_fingerprint", pa.string()),
+            _f("metadata", pa.string()),
+            _f("conversation_id", pa.string()),
+            _f("n_messages", pa.int32(), False),
+            _f("system_prompt", pa.string()),
+            _f("prompt", pa.string()),
+            _f("tools", pa.list_(pa.string())),
+            _f("response", pa.string()),
+            _f("input_tokens", pa.int32(), False),
+            _f("output_tokens", pa.int32(), False),
+            _f("reasoning_tokens", pa.int32()),
+            _f("max_tokens", pa.int32()),
+            _f("temperature", pa.float64()),
+            _f("stream", pa.bool_(), False),
+            _f("status", pa.int16(), False),
+        ]
+    ),
+    key="request_id",
+)
+
+ACCOUNTS = TableSpec(
+    "accounts",
+    pa.schema(
+        [
+            _f("account_id", pa.string(), False),
+            _f("org_id", pa.string()),
+            _f("created_at", TS, False),
+            _f("pathway", pa.string(), False),
+            _f("email_domain", pa.string()),
+            _f("email_hash", pa.string()),
+            _f("declared_country", pa.string()),
+            _f("signup_ip", pa.string()),
+            _f("payment_fingerprint", pa.string()),
+            _f("verified", pa.bool_(), False),
+        ]
+    ),
+    key="account_id",
+)
+
+RELEASES = TableSpec(
+    "releases",
+    pa.schema([_f("model", pa.string(), False), _f("released_at", TS, False)]),
+    key="model",
+)
+
+ACCOUNT_LABELS = TableSpec(
+    "labels/accounts",
+    pa.schema(
+        [
+            _f("account_id", pa.string(), False),
+            _f("campaign_id", pa.string()),
+            _f("actor", pa.string()),
+            _f("persona", pa.string(), False),
+        ]
+    ),
+    key="account_id",
+)
+
+EXCHANGE_LABELS = TableSpec(
+    "labels/exchanges",
+    pa.schema([_f("request_id", pa.string(), False), _f("campaign_id", pa.string())]),
+    key="request_id",
+)
+
+#: What a detector writes to ``DET/accounts.parquet`` (docs/evaluation.md).
+DETECTION_ACCOUNTS = TableSpec(
+    "accounts",
+    pa.schema(
+        [
+            _f("account_id", pa.string(), False),
+            _f("score", pa.float64(), False),
+            _f("flagged", pa.bool_(), False),
+            _f("campaign_id", pa.string()),
+            _f("first_flagged_at", TS),
+            _f("top_reasons", pa.list_(pa.string())),
+        ]
+    ),
+    key="account_id",
+)
+
+SCHEMAS: dict[str, TableSpec] = {
+    s.name: s for s in (EXCHANGES, ACCOUNTS, RELEASES, ACCOUNT_LABELS, EXCHANGE_LABELS)
+}
