@@ -1,0 +1,217 @@
+"""The ``distillshield`` command line.
+
+Every command prints a table of what it did and exits non-zero with a one-line reason on
+error (``DistillShieldError`` and file errors); tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from distillshield import __version__
+from distillshield.errors import DistillShieldError
+
+app = typer.Typer(
+    name="distillshield",
+    help="Detect, attribute and blunt illicit distillation of an LLM API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(msg: str) -> None:
+    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn expected failures into a one-line reason and exit status 1."""
+    try:
+        yield
+    except DistillShieldError as exc:
+        _fail(str(exc))
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        _fail(f"{exc.strerror or exc}: {exc.filename}")
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=False, disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=max(done, total) if total else None)
+
+        yield update
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"distillshield {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """Detect, attribute and blunt illicit distillation of an LLM API."""
+
+
+# --------------------------------------------------------------------------------------- simulate
+def _summary_table(manifest: Any) -> Table:
+    t = Table(title=f"scenario {manifest.scenario} (seed {manifest.seed}, scale {manifest.scale:g}, {manifest.days} days)")
+    t.add_column("persona")
+    t.add_column("accounts", justify="right")
+    t.add_column("exchanges", justify="right")
+    for name, v in sorted(manifest.by_persona.items()):
+        t.add_row(name, f"{v['accounts']:,}", f"{v['exchanges']:,}")
+    t.add_row("[bold]total", f"[bold]{manifest.accounts:,}", f"[bold]{manifest.exchanges:,}")
+    return t
+
+
+def _campaign_table(manifest: Any) -> Table:
+    t = Table(title="campaigns (ground truth)")
+    for c in ("campaign", "accounts", "exchanges", "of which distillation"):
+        t.add_column(c, justify="right" if c != "campaign" else "left")
+    for cid, v in sorted(manifest.by_campaign.items()):
+        t.add_row(cid, f"{v['accounts']:,}", f"{v['exchanges']:,}", f"{v['campaign_exchanges']:,}")
+    return t
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Dataset directory to write (docs/schema.md).")],
+    scenario: Annotated[str, typer.Option("--scenario", help="Built-in scenario name or a YAML file.")] = "default",
+    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    scale: Annotated[float, typer.Option(help="Multiply every account count and campaign volume.")] = 1.0,
+    corpus: Annotated[Path | None, typer.Option(help="Real prompts, e.g. ../shared/data/prompts.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty output directory.")] = False,
+) -> None:
+    """Simulate API traffic with ground truth: legitimate personas and distillation campaigns."""
+    from distillshield.simulate import load_scenario, simulate as run
+
+    with _errors():
+        if corpus is not None and not corpus.is_dir():
+            _fail(f"--corpus {corpus}: not a directory")
+        sc = load_scenario(scenario, seed=seed)
+        with _progress(f"simulating {sc.name}") as update:
+            manifest = run(sc, out, scale=scale, corpus=corpus, progress=update, overwrite=overwrite)
+    console.print(_summary_table(manifest))
+    console.print(_campaign_table(manifest))
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def scenarios() -> None:
+    """List the built-in scenarios."""
+    from distillshield.simulate import builtin_scenarios, load_scenario
+
+    t = Table(title="built-in scenarios")
+    for c in ("name", "days", "accounts", "campaign exchanges", "description"):
+        t.add_column(c)
+    for name in builtin_scenarios():
+        sc = load_scenario(name)
+        accts = sum(p.accounts for p in sc.legitimate) + sum(c.accounts for c in sc.campaigns)
+        t.add_row(name, str(sc.days), f"{accts:,}", f"{sum(c.exchanges for c in sc.campaigns):,}", sc.description)
+    console.print(t)
+
+
+# --------------------------------------------------------------------------------------- detect / evaluate
+@app.command()
+def baseline(
+    data: Annotated[Path, typer.Argument(help="Dataset directory (canonical schema).")],
+    out: Annotated[Path, typer.Option("--out", help="Detections directory to write.")],
+    quantile: Annotated[float, typer.Option(help="Per-account-day volume quantile used as the threshold.")] = 0.99,
+) -> None:
+    """A deliberately trivial volume-threshold detector (the reference every detector must beat)."""
+    from distillshield.scoring.baseline import volume_baseline
+
+    with _errors():
+        volume_baseline(data, out, quantile=quantile)
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def evaluate(
+    labels: Annotated[Path, typer.Option("--labels", help="Ground-truth labels directory (DATA/labels).")],
+    detections: Annotated[Path, typer.Option("--detections", help="Detector output directory (DET).")],
+    data: Annotated[Path | None, typer.Option(help="Dataset directory (default: the parent of --labels).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
+) -> None:
+    """Score detections against ground truth: accounts, campaigns, time to detect, harvest leakage."""
+    from distillshield.evaluate import evaluate as run, render_report
+
+    with _errors():
+        report = run(labels, detections, data_dir=data)
+    _print_report(render_report(report))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+        console.print(f"wrote {json_out}")
+
+
+def _print_report(renderable: Any) -> None:
+    if isinstance(renderable, list | tuple):
+        for r in renderable:
+            console.print(r)
+    else:
+        console.print(renderable)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Working directory for the demo.")] = Path("runs/demo"),
+    scale: Annotated[float, typer.Option(help="Scale the default scenario (e.g. 0.1 for a quick look).")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="Real prompts, e.g. ../shared/data/prompts.")] = None,
+) -> None:
+    """The main job on the embedded default: simulate, detect, evaluate."""
+    from distillshield.evaluate import evaluate as run_eval, render_report
+    from distillshield.scoring.baseline import volume_baseline
+    from distillshield.simulate import load_scenario, simulate as run_sim
+
+    data, det = out / "data", out / "detections"
+    with _errors():
+        sc = load_scenario("default", seed=seed)
+        with _progress("simulating default") as update:
+            manifest = run_sim(sc, data, scale=scale, corpus=corpus, progress=update, overwrite=True)
+        console.print(_summary_table(manifest))
+        console.print(_campaign_table(manifest))
+        console.print("[bold]detector:[/] volume-threshold baseline (placeholder until campaign detection lands)")
+        volume_baseline(data, det)
+        report = run_eval(data / "labels", det, data_dir=data)
+    _print_report(render_report(report))
+    (out / "evaluation.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    console.print(f"wrote {out}/data, {out}/detections and {out}/evaluation.json")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
