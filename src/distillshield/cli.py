@@ -102,7 +102,7 @@ def simulate(
     out: Annotated[Path, typer.Option("--out", help="Dataset directory to write (docs/schema.md).")],
     scenario: Annotated[str, typer.Option("--scenario", help="Built-in scenario name or a YAML file.")] = "default",
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
-    scale: Annotated[float, typer.Option(help="Multiply every account count and campaign volume.")] = 1.0,
+    scale: Annotated[float, typer.Option(min=0.0001, help="Multiply every account count and campaign volume.")] = 1.0,
     corpus: Annotated[Path | None, typer.Option(help="Real prompts, e.g. ../shared/data/prompts.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty output directory.")] = False,
 ) -> None:
@@ -140,7 +140,7 @@ def scenarios() -> None:
 def baseline(
     data: Annotated[Path, typer.Argument(help="Dataset directory (canonical schema).")],
     out: Annotated[Path, typer.Option("--out", help="Detections directory to write.")],
-    quantile: Annotated[float, typer.Option(help="Per-account-day volume quantile used as the threshold.")] = 0.99,
+    quantile: Annotated[float, typer.Option(min=0.0, max=1.0, help="Per-account-day volume quantile used as the threshold.")] = 0.99,
 ) -> None:
     """A deliberately trivial volume-threshold detector (the reference every detector must beat)."""
     from distillshield.scoring.baseline import volume_baseline
@@ -180,7 +180,7 @@ def _print_report(renderable: Any) -> None:
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Working directory for the demo.")] = Path("runs/demo"),
-    scale: Annotated[float, typer.Option(help="Scale the default scenario (e.g. 0.1 for a quick look).")] = 1.0,
+    scale: Annotated[float, typer.Option(min=0.0001, help="Scale the default scenario (e.g. 0.1 for a quick look).")] = 1.0,
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     corpus: Annotated[Path | None, typer.Option(help="Real prompts, e.g. ../shared/data/prompts.")] = None,
 ) -> None:
