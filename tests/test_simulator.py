@@ -23,6 +23,7 @@ from distillshield.simulate.text import estimate_tokens
 
 def _con(data: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE VIEW ex AS SELECT * FROM read_parquet('{data}/exchanges/*.parquet')")
     con.execute(f"CREATE VIEW acc AS SELECT * FROM read_parquet('{data}/accounts.parquet')")
     con.execute(f"CREATE VIEW la AS SELECT * FROM read_parquet('{data}/labels/accounts.parquet')")
@@ -80,10 +81,10 @@ def test_every_persona_and_campaign_is_present(small_dataset: Path) -> None:
 
 def test_timestamps_inside_the_scenario_and_campaign_windows(small_dataset: Path) -> None:
     con = _con(small_dataset)
-    lo, hi = con.execute("SELECT min(ts), max(ts) FROM ex").fetchone()  # type: ignore[misc]
+    lo, hi = con.execute("SELECT min(ts)::VARCHAR, max(ts)::VARCHAR FROM ex").fetchone()  # type: ignore[misc]
     assert str(lo).startswith("2026-02-02") and str(hi).startswith("2026-02-15")
     # campaign A runs from day 1 to day 9
-    a_lo, a_hi = con.execute("SELECT min(ts), max(ts) FROM ex JOIN le USING (request_id) "
+    a_lo, a_hi = con.execute("SELECT min(ts)::VARCHAR, max(ts)::VARCHAR FROM ex JOIN le USING (request_id) "
                              "WHERE le.campaign_id='campaign-a'").fetchone()  # type: ignore[misc]
     assert str(a_lo) >= "2026-02-03" and str(a_hi) < "2026-02-11"
 

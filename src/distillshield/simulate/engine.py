@@ -121,7 +121,9 @@ def simulate(
             if not len(plan):
                 continue
             render_rng = ctx.rng("render", p.key, d)
+            # sessions that run past the end of the period are cut there
             order = np.argsort(plan.ts, kind="stable")  # each part file is in time order
+            order = order[plan.ts[order] < ctx.day_start(sc.days)]
             plan = Plan(**{k: (None if v is None else v[order]) for k, v in plan.__dict__.items()})
             for lo in range(0, len(plan), chunk_rows):
                 sl = slice(lo, lo + chunk_rows)

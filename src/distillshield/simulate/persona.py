@@ -394,7 +394,7 @@ class Persona(ABC):
                 "input_tokens": pa.array(input_tokens.astype(np.int32)),
                 "output_tokens": pa.array(output_tokens.astype(np.int32)),
                 "reasoning_tokens": pa.array(
-                    np.where(failed, 0, reasoning_tok).astype(np.int32), mask=~reasoning_model | failed
+                    np.where(failed, 0, reasoning_tok).astype(np.int32), mask=~reasoning_model
                 ),
                 "max_tokens": pa.array(max_tokens.astype(np.int32), mask=max_tokens < 0),
                 "temperature": pa.array(temperature, mask=np.isnan(temperature)),

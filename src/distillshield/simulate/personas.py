@@ -25,7 +25,7 @@ from distillshield.simulate.geo import (
 )
 from distillshield.simulate.persona import AccountDraft, Persona, Plan
 from distillshield.simulate.timing import DAY, HOUR, PROFILES, US, WEEKEND, daily_counts, hours_to_times
-from distillshield.simulate.timing import is_weekend, round_robin, sessionize
+from distillshield.simulate.timing import burst_times, is_weekend, round_robin, sessionize
 
 YEAR_DAYS = 365
 
@@ -125,7 +125,7 @@ class IndividualDeveloper(Persona):
         self.small_p = rng.beta(2, 2.5, n)
         self.draft = AccountDraft(
             pathway=np.where(rng.random(n) < 0.94, "self_serve", "startup_program").astype(object),
-            created_us=_created(rng, ctx.start_us, n, 3, 3 * YEAR_DAYS),
+            created_us=_created(rng, ctx.start_us, n, 14, 3 * YEAR_DAYS),
             email_domain=email,
             declared_country=country,
             signup_ip=np.array([pool[0] for pool in pools], dtype=object),
@@ -235,7 +235,8 @@ class CodingAgentVendor(Persona):
         return _human_plan(self, d, self.sessions, 1.0, "service", 14.0, 9.0, self.first_kind, "agent_step")
 
     def metadata(self, plan: Plan, rng: np.random.Generator) -> pa.Array | None:
-        return _json_user("dev-", (plan.session or np.zeros(len(plan), np.int64)) % 20_000, plan.acc, self.ns, 1.0, rng)
+        session = plan.session if plan.session is not None else np.zeros(len(plan), np.int64)
+        return _json_user("dev-", np.maximum(session, 0) % 20_000, plan.acc, self.ns, 1.0, rng)
 
 
 class BenchmarkResearcher(Persona):
@@ -496,8 +497,16 @@ class _Campaign(Persona):
         return float(self.exchanges or 0) * overlap / span
 
     def queue_times(self, d: int, n: int, profile: str = "operator") -> np.ndarray:
-        tz = np.full(n, self.operator_tz())
-        return hours_to_times(self.rng, self.ctx.day_start(d), n, PROFILES[profile], tz)
+        """Job times of one day: batch runs of the operator's pipeline (see ``burst_times``)."""
+        return burst_times(
+            self.rng, self.ctx.day_start(d), n, PROFILES[profile], self.operator_tz(),
+            runs_per_day=float(self.param("runs_per_day", self.runs_per_day)),
+            run_minutes=float(self.param("run_minutes", self.run_minutes)),
+        )
+
+    #: Defaults of the pipeline's batch runs (scenario params ``runs_per_day``/``run_minutes``).
+    runs_per_day: ClassVar[float] = 6.0
+    run_minutes: ClassVar[float] = 45.0
 
     def cover_countries(self, n: int) -> np.ndarray:
         return pick(self.rng, self.param("declared_countries", COVER_COUNTRIES), n)
@@ -653,6 +662,8 @@ class AgenticCodingPivot(_Campaign):
     """
 
     label = "attack.agentic_coding_pivot"
+    runs_per_day = 14.0
+    run_minutes = 90.0
     style_defaults: ClassVar[dict[str, Any]] = {
         "stream_p": 0.3, "reasoning_p": 0.6, "small_model_p": 0.0, "tools_p": 0.9, "tools_kind": "agentic_coding",
         "system_kind": "agent_step", "ctx_growth": 1200, "conversation_ids": False,
@@ -718,9 +729,9 @@ class HydraReseller(_Campaign):
         country = pick(rng, {**COVER_COUNTRIES, "BR": 0.05, "IN": 0.05, "NL": 0.05, "ES": 0.04}, n)
         self.tz = np.full(n, self.operator_tz())
         exits = np.concatenate([
-            ctx.address.sample("residential", int(self.param("residential_exits", max(50, n // 2))), rng),
-            ctx.address.sample("hosting", int(self.param("datacenter_exits", max(20, n // 10))), rng),
-            ctx.address.sample("mobile", max(10, n // 20), rng),
+            ctx.address.sample("residential", int(self.param("residential_exits", max(300, 3 * n))), rng),
+            ctx.address.sample("hosting", int(self.param("datacenter_exits", max(60, n // 3))), rng),
+            ctx.address.sample("mobile", max(60, n // 3), rng),
         ])
         self.exits = exits
         self.leak_ips = np.concatenate([ctx.address.sample("residential", 5, rng, country=c) for c in ("CN", "HK")])

@@ -129,3 +129,30 @@ def round_robin(
     out = np.empty(len(times), dtype=pool.dtype)
     out[order] = pool[slot]
     return out
+
+
+def burst_times(
+    rng: np.random.Generator,
+    day_start_us: int,
+    n: int,
+    profile: np.ndarray,
+    tz_hours: float,
+    *,
+    runs_per_day: float,
+    run_minutes: float,
+) -> np.ndarray:
+    """``n`` timestamps grouped into batch *runs*, the way an operator's pipeline works.
+
+    A harvesting pipeline is launched, drains its queue across all its accounts, and stops:
+    activity comes in runs (log-normal length around ``run_minutes``) whose starts follow
+    the operator's ``profile`` in its time zone. That, not any per-account habit, is what
+    makes a load-balanced campaign's accounts move in step.
+    """
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    k = max(1, int(rng.poisson(runs_per_day)))
+    starts = hours_to_times(rng, day_start_us, k, profile, np.full(k, tz_hours))
+    length = np.clip(rng.lognormal(np.log(run_minutes), 0.5, k), 5.0, 600.0) * 60 * US
+    run = rng.choice(k, size=n, p=length / length.sum())
+    ts = starts[run] + (rng.random(n) * length[run]).astype(np.int64)
+    return np.minimum(ts, day_start_us + DAY - 1)
