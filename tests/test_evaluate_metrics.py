@@ -544,7 +544,10 @@ def test_ari_null_means_singleton() -> None:
     assert adjusted_rand_index([], []) is None
     assert adjusted_rand_index(["A", "A", None], ["K", "K", None]) == 1.0
     # Two legitimate accounts put together by the detector is a wrong pair.
-    assert adjusted_rand_index([None, None], ["K", "K"]) == pytest.approx(0.0)
+    assert adjusted_rand_index([None, "A", "A"], ["K", "K", None]) < 0.5
+    # Only legitimate accounts flagged: no campaign clustering to score (not a trivial 1.0).
+    assert adjusted_rand_index([None, None], [None, None]) is None
+    assert adjusted_rand_index([None, None], ["K", "K"]) is None
     with pytest.raises(ValueError, match="same length"):
         adjusted_rand_index(["A"], [])
 

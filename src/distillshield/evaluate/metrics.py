@@ -81,11 +81,13 @@ def adjusted_rand_index(campaign_ids: Sequence[str | None], clusters: Sequence[s
 
     Null entries are singletons on either side: a legitimate account belongs to no campaign
     (so it can only be "right" when the detector left it unclustered), and a flagged account
-    without a detector campaign_id was not linked to anything. None when nothing is flagged.
+    without a detector campaign_id was not linked to anything. None when no flagged account
+    belongs to a campaign: all-singleton partitions agree trivially (sklearn says 1.0), which
+    would reward a detector that caught nothing.
     """
     if len(campaign_ids) != len(clusters):
         raise ValueError("campaign_ids and clusters must have the same length")
-    if not campaign_ids:
+    if all(c is None for c in campaign_ids):
         return None
     return float(adjusted_rand_score(_codes(campaign_ids), _codes(clusters)))
 
