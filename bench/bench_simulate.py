@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 CHILD = """
@@ -42,7 +40,10 @@ def machine() -> str:
     import os
 
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), "
+        f"{mem:.0f} GiB RAM, Python {platform.python_version()}"
+    )
 
 
 def main() -> None:
@@ -55,8 +56,12 @@ def main() -> None:
     runs = []
     for i in range(args.repeat):
         out = Path(args.out) / f"run{i}"
-        res = subprocess.run([sys.executable, "-c", CHILD, args.scenario, str(out), str(args.scale)],
-                             check=True, capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, "-c", CHILD, args.scenario, str(out), str(args.scale)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         r = json.loads(res.stdout.strip().splitlines()[-1])
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         r["disk_mb"] = size / 2**20
@@ -66,10 +71,11 @@ def main() -> None:
     secs = statistics.median(r["seconds"] for r in runs)
     ex = runs[0]["exchanges"]
     print(f"machine: {machine()}")
-    print(f"| {args.scenario} | {args.scale:g} | {runs[0]['accounts']:,} | {ex:,} | {secs:.1f} s "
-          f"(median of {len(runs)}) | {ex / secs:,.0f} | {max(r['peak_rss_mb'] for r in runs):,.0f} MB "
-          f"| {runs[0]['disk_mb']:,.0f} MB |")
-    del resource, time
+    print(
+        f"| {args.scenario} | {args.scale:g} | {runs[0]['accounts']:,} | {ex:,} | {secs:.1f} s "
+        f"(median of {len(runs)}) | {ex / secs:,.0f} | {max(r['peak_rss_mb'] for r in runs):,.0f} MB "
+        f"| {runs[0]['disk_mb']:,.0f} MB |"
+    )
 
 
 if __name__ == "__main__":

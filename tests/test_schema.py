@@ -58,7 +58,9 @@ def test_missing_nullable_columns_read_as_null_and_extras_are_dropped(tmp_path: 
 
 def test_types_are_cast_and_naive_timestamps_are_utc() -> None:
     raw = _exchange_rows().set_column(1, "ts", pa.array([0, 1, 2], pa.timestamp("ms")))
-    raw = raw.set_column(raw.schema.get_field_index("input_tokens"), "input_tokens", pa.array([1, 2, 3], pa.int64()))
+    raw = raw.set_column(
+        raw.schema.get_field_index("input_tokens"), "input_tokens", pa.array([1, 2, 3], pa.int64())
+    )
     t = conform(raw, EXCHANGES)
     assert t.schema.field("ts").type == pa.timestamp("us", tz="UTC")
     assert t.column("ts")[1].value == 1000  # 1 ms = 1000 us since the epoch, read as UTC

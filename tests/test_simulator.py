@@ -28,8 +28,10 @@ def _con(data: Path) -> duckdb.DuckDBPyConnection:
     con.execute(f"CREATE VIEW acc AS SELECT * FROM read_parquet('{data}/accounts.parquet')")
     con.execute(f"CREATE VIEW la AS SELECT * FROM read_parquet('{data}/labels/accounts.parquet')")
     con.execute(f"CREATE VIEW le AS SELECT * FROM read_parquet('{data}/labels/exchanges/*.parquet')")
-    con.execute("CREATE VIEW exl AS SELECT ex.*, la.persona, la.campaign_id AS acct_campaign "
-                "FROM ex JOIN la USING (account_id)")
+    con.execute(
+        "CREATE VIEW exl AS SELECT ex.*, la.persona, la.campaign_id AS acct_campaign "
+        "FROM ex JOIN la USING (account_id)"
+    )
     return con
 
 
@@ -59,7 +61,9 @@ def test_counts_reconcile_and_keys_are_unique(small_dataset: Path) -> None:
     assert n_ex == manifest["exchanges"] > 20_000
     assert _one(con, "SELECT count(DISTINCT request_id) FROM ex") == n_ex
     assert _one(con, "SELECT count(*) FROM le JOIN ex USING (request_id)") == n_ex
-    assert _one(con, "SELECT count(*) FROM acc") == manifest["accounts"] == _one(con, "SELECT count(*) FROM la")
+    assert (
+        _one(con, "SELECT count(*) FROM acc") == manifest["accounts"] == _one(con, "SELECT count(*) FROM la")
+    )
     assert _one(con, "SELECT count(*) FROM ex ANTI JOIN acc USING (account_id)") == 0
     assert sum(v["exchanges"] for v in manifest["by_persona"].values()) == n_ex
     # the whole dataset conforms to the canonical schema (read_table validates it)
@@ -70,12 +74,23 @@ def test_every_persona_and_campaign_is_present(small_dataset: Path) -> None:
     con = _con(small_dataset)
     personas = {r[0] for r in con.execute("SELECT DISTINCT persona FROM exl").fetchall()}
     assert {
-        "legit.individual_developer", "legit.saas_backend", "legit.coding_agent_vendor",
-        "legit.benchmark_researcher", "legit.university_class", "legit.corporate_vpn", "legit.reseller",
-        "legit.enterprise_synthetic_data", "attack.cot_harvest", "attack.agentic_extraction",
-        "attack.agentic_coding_pivot", "attack.hydra_reseller",
+        "legit.individual_developer",
+        "legit.saas_backend",
+        "legit.coding_agent_vendor",
+        "legit.benchmark_researcher",
+        "legit.university_class",
+        "legit.corporate_vpn",
+        "legit.reseller",
+        "legit.enterprise_synthetic_data",
+        "attack.cot_harvest",
+        "attack.agentic_extraction",
+        "attack.agentic_coding_pivot",
+        "attack.hydra_reseller",
     } <= personas
-    camps = {r[0] for r in con.execute("SELECT DISTINCT campaign_id FROM le WHERE campaign_id IS NOT NULL").fetchall()}
+    camps = {
+        r[0]
+        for r in con.execute("SELECT DISTINCT campaign_id FROM le WHERE campaign_id IS NOT NULL").fetchall()
+    }
     assert camps == {"campaign-a", "campaign-b", "campaign-c", "campaign-d"}
 
 
@@ -84,25 +99,47 @@ def test_timestamps_inside_the_scenario_and_campaign_windows(small_dataset: Path
     lo, hi = con.execute("SELECT min(ts)::VARCHAR, max(ts)::VARCHAR FROM ex").fetchone()  # type: ignore[misc]
     assert str(lo).startswith("2026-02-02") and str(hi).startswith("2026-02-15")
     # campaign A runs from day 1 to day 9
-    a_lo, a_hi = con.execute("SELECT min(ts)::VARCHAR, max(ts)::VARCHAR FROM ex JOIN le USING (request_id) "
-                             "WHERE le.campaign_id='campaign-a'").fetchone()  # type: ignore[misc]
+    a_lo, a_hi = con.execute(
+        "SELECT min(ts)::VARCHAR, max(ts)::VARCHAR FROM ex JOIN le USING (request_id) "
+        "WHERE le.campaign_id='campaign-a'"
+    ).fetchone()  # type: ignore[misc]
     assert str(a_lo) >= "2026-02-03" and str(a_hi) < "2026-02-11"
 
 
 def test_hydra_accounts_mix_campaign_and_other_customers_traffic(small_dataset: Path) -> None:
     con = _con(small_dataset)
-    share = _one(con, "SELECT avg(CASE WHEN le.campaign_id IS NULL THEN 1 ELSE 0 END) FROM exl "
-                      "JOIN le USING (request_id) WHERE persona='attack.hydra_reseller'")
+    share = _one(
+        con,
+        "SELECT avg(CASE WHEN le.campaign_id IS NULL THEN 1 ELSE 0 END) FROM exl "
+        "JOIN le USING (request_id) WHERE persona='attack.hydra_reseller'",
+    )
     assert 0.2 < share < 0.6
     # every other persona's exchange labels equal the account label
-    assert _one(con, "SELECT count(*) FROM exl JOIN le USING (request_id) WHERE persona<>'attack.hydra_reseller' "
-                     "AND le.campaign_id IS DISTINCT FROM exl.acct_campaign") == 0
+    assert (
+        _one(
+            con,
+            "SELECT count(*) FROM exl JOIN le USING (request_id) WHERE persona<>'attack.hydra_reseller' "
+            "AND le.campaign_id IS DISTINCT FROM exl.acct_campaign",
+        )
+        == 0
+    )
 
 
 # ------------------------------------------------------------------------- consistency
 def test_tokens_are_consistent_with_text(small_dataset: Path) -> None:
-    ex = read_table(small_dataset, EXCHANGES, columns=["prompt", "response", "input_tokens", "output_tokens",
-                                                       "reasoning_tokens", "max_tokens", "status"])
+    ex = read_table(
+        small_dataset,
+        EXCHANGES,
+        columns=[
+            "prompt",
+            "response",
+            "input_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+            "max_tokens",
+            "status",
+        ],
+    )
     ok = np.asarray(ex.column("status").to_numpy() == 200)
     inp = ex.column("input_tokens").to_numpy()
     assert (inp >= estimate_tokens(ex.column("prompt"))).all()
@@ -118,14 +155,20 @@ def test_tokens_are_consistent_with_text(small_dataset: Path) -> None:
 
 def test_reasoning_tokens_only_on_reasoning_models(small_dataset: Path) -> None:
     con = _con(small_dataset)
-    assert _one(con, "SELECT count(*) FROM ex WHERE model='atlas-2-mini' AND reasoning_tokens IS NOT NULL") == 0
+    assert (
+        _one(con, "SELECT count(*) FROM ex WHERE model='atlas-2-mini' AND reasoning_tokens IS NOT NULL") == 0
+    )
     assert _one(con, "SELECT count(*) FROM ex WHERE model='atlas-2' AND reasoning_tokens IS NULL") == 0
 
 
-# ------------------------------------------------------------------------- distinct where real traffic differs
+# ---------------------------------------------------------------- distinct where real traffic differs
 def test_humans_hold_multi_turn_conversations_harvesters_do_not(small_dataset: Path) -> None:
     con = _con(small_dataset)
-    multi = dict(con.execute("SELECT persona, avg(CASE WHEN n_messages>1 THEN 1 ELSE 0 END) FROM exl GROUP BY 1").fetchall())
+    multi = dict(
+        con.execute(
+            "SELECT persona, avg(CASE WHEN n_messages>1 THEN 1 ELSE 0 END) FROM exl GROUP BY 1"
+        ).fetchall()
+    )
     assert multi["legit.individual_developer"] > 0.4
     assert multi["attack.cot_harvest"] == 0.0
     assert multi["legit.coding_agent_vendor"] > 0.8
@@ -133,9 +176,12 @@ def test_humans_hold_multi_turn_conversations_harvesters_do_not(small_dataset: P
 
 def test_campaign_accounts_are_younger_than_developers(small_dataset: Path) -> None:
     con = _con(small_dataset)
-    age = dict(con.execute(
-        "SELECT persona, median(date_diff('day', created_at, TIMESTAMPTZ '2026-02-02 00:00:00+00')) "
-        "FROM acc JOIN la USING (account_id) GROUP BY 1").fetchall())
+    age = dict(
+        con.execute(
+            "SELECT persona, median(date_diff('day', created_at, TIMESTAMPTZ '2026-02-02 00:00:00+00')) "
+            "FROM acc JOIN la USING (account_id) GROUP BY 1"
+        ).fetchall()
+    )
     assert age["attack.cot_harvest"] < 60 < age["legit.individual_developer"]
     assert age["attack.agentic_coding_pivot"] < 60
 
@@ -144,18 +190,29 @@ def test_hydra_rotates_ips_and_its_egress_disagrees_with_declared_country(small_
     from distillshield.simulate.network import AddressSpace
 
     con = _con(small_dataset)
-    ips_per_req = dict(con.execute(
-        "SELECT persona, avg(n_ip / n) FROM (SELECT persona, account_id, count(DISTINCT ip) n_ip, count(*) n "
-        "FROM exl GROUP BY 1, 2 HAVING count(*) >= 3) GROUP BY 1").fetchall())
+    ips_per_req = dict(
+        con.execute(
+            "SELECT persona, avg(n_ip / n) FROM (SELECT persona, account_id, "
+            "count(DISTINCT ip) n_ip, count(*) n "
+            "FROM exl GROUP BY 1, 2 HAVING count(*) >= 3) GROUP BY 1"
+        ).fetchall()
+    )
     assert ips_per_req["attack.hydra_reseller"] > 0.8 > ips_per_req["legit.individual_developer"]
-    rows = con.execute("SELECT persona, ip, declared_country FROM exl JOIN acc USING (account_id) "
-                       "WHERE persona IN ('attack.hydra_reseller','legit.individual_developer') "
-                       "USING SAMPLE 1500 ROWS (reservoir, 1)").fetchall()
+    rows = con.execute(
+        "SELECT persona, ip, declared_country FROM exl JOIN acc USING (account_id) "
+        "WHERE persona IN ('attack.hydra_reseller','legit.individual_developer') "
+        "USING SAMPLE 1500 ROWS (reservoir, 1)"
+    ).fetchall()
     space = AddressSpace()
     mismatch: dict[str, list[bool]] = {}
     for persona, ip, declared in rows:
         mismatch.setdefault(persona, []).append(space.lookup(ip)[0] != declared)
-    assert np.mean(mismatch["attack.hydra_reseller"]) > 0.5 > 0.25 > np.mean(mismatch["legit.individual_developer"])
+    assert (
+        np.mean(mismatch["attack.hydra_reseller"])
+        > 0.5
+        > 0.25
+        > np.mean(mismatch["legit.individual_developer"])
+    )
 
 
 def test_load_balanced_campaign_is_synchronised(small_dataset: Path) -> None:
@@ -166,7 +223,9 @@ def test_load_balanced_campaign_is_synchronised(small_dataset: Path) -> None:
         rows = con.execute(
             "SELECT account_id, CAST(epoch(ts) // 600 AS BIGINT) b, count(*) FROM exl WHERE persona=? "
             "AND ts < TIMESTAMPTZ '2026-02-09 00:00:00+00' AND ts >= TIMESTAMPTZ '2026-02-04 00:00:00+00' "
-            "GROUP BY 1, 2", [persona]).fetchall()
+            "GROUP BY 1, 2",
+            [persona],
+        ).fetchall()
         accts = sorted({r[0] for r in rows})
         buckets = sorted({r[1] for r in rows})
         bi = {b: i for i, b in enumerate(range(min(buckets), max(buckets) + 1))}
@@ -178,46 +237,76 @@ def test_load_balanced_campaign_is_synchronised(small_dataset: Path) -> None:
         c = np.corrcoef(m)
         return float(np.nanmean(c[np.triu_indices(len(c), 1)]))
 
-    assert mean_pairwise_corr("attack.cot_harvest") > 2 * max(0.05, mean_pairwise_corr("legit.individual_developer"))
+    assert mean_pairwise_corr("attack.cot_harvest") > 2 * max(
+        0.05, mean_pairwise_corr("legit.individual_developer")
+    )
 
 
 def test_campaign_c_pivots_half_its_traffic_to_the_new_model_within_a_day(small_dataset: Path) -> None:
     con = _con(small_dataset)
-    share = dict(con.execute(
-        "SELECT persona, avg(CASE WHEN model='atlas-3' THEN 1 ELSE 0 END) FROM exl "
-        "WHERE ts >= TIMESTAMPTZ '2026-02-10 17:00:00+00' AND ts < TIMESTAMPTZ '2026-02-11 17:00:00+00' "
-        "GROUP BY 1").fetchall())
+    share = dict(
+        con.execute(
+            "SELECT persona, avg(CASE WHEN model='atlas-3' THEN 1 ELSE 0 END) FROM exl "
+            "WHERE ts >= TIMESTAMPTZ '2026-02-10 17:00:00+00' AND ts < TIMESTAMPTZ '2026-02-11 17:00:00+00' "
+            "GROUP BY 1"
+        ).fetchall()
+    )
     assert 0.35 < share["attack.agentic_coding_pivot"] < 0.65
     assert share["legit.individual_developer"] < 0.3
     assert share["legit.saas_backend"] < 0.3
     # before the release nobody uses it
-    assert _one(con, "SELECT count(*) FROM ex WHERE model='atlas-3' AND ts < TIMESTAMPTZ '2026-02-09 17:00:00+00'") == 0
+    assert (
+        _one(
+            con, "SELECT count(*) FROM ex WHERE model='atlas-3' AND ts < TIMESTAMPTZ '2026-02-09 17:00:00+00'"
+        )
+        == 0
+    )
 
 
 def test_staff_metadata_only_in_campaign_b(small_dataset: Path) -> None:
     con = _con(small_dataset)
-    rows = dict(con.execute("SELECT persona, count(*) FROM exl WHERE metadata LIKE '%zhangq-dev%' "
-                            "OR metadata LIKE '%lw.eval%' GROUP BY 1").fetchall())
+    rows = dict(
+        con.execute(
+            "SELECT persona, count(*) FROM exl WHERE metadata LIKE '%zhangq-dev%' "
+            "OR metadata LIKE '%lw.eval%' GROUP BY 1"
+        ).fetchall()
+    )
     assert set(rows) == {"attack.agentic_extraction"}
 
 
-# ------------------------------------------------------------------------- overlap where real traffic overlaps
+# ---------------------------------------------------------------- overlap where real traffic overlaps
 def test_hard_negatives_share_campaign_traits(small_dataset: Path) -> None:
     con = _con(small_dataset)
     # a class shares a campus NAT like a hydra cluster shares proxies
-    class_share = _one(con, "SELECT max(n) FROM (SELECT ip, count(DISTINCT account_id) n FROM exl "
-                            "WHERE persona='legit.university_class' GROUP BY ip)")
+    class_share = _one(
+        con,
+        "SELECT max(n) FROM (SELECT ip, count(DISTINCT account_id) n FROM exl "
+        "WHERE persona='legit.university_class' GROUP BY ip)",
+    )
     assert class_share >= 5
     # class accounts are as new as campaign accounts
-    assert _one(con, "SELECT median(date_diff('day', created_at, TIMESTAMPTZ '2026-02-02 00:00:00+00')) "
-                     "FROM acc JOIN la USING (account_id) WHERE persona='legit.university_class'") < 60
+    assert (
+        _one(
+            con,
+            "SELECT median(date_diff('day', created_at, TIMESTAMPTZ '2026-02-02 00:00:00+00')) "
+            "FROM acc JOIN la USING (account_id) WHERE persona='legit.university_class'",
+        )
+        < 60
+    )
     # coding-agent vendors offer tools like campaign C and also move to the new model quickly
-    tools = dict(con.execute("SELECT persona, avg(CASE WHEN tools IS NOT NULL THEN 1 ELSE 0 END) FROM exl "
-                             "GROUP BY 1").fetchall())
+    tools = dict(
+        con.execute(
+            "SELECT persona, avg(CASE WHEN tools IS NOT NULL THEN 1 ELSE 0 END) FROM exl GROUP BY 1"
+        ).fetchall()
+    )
     assert tools["legit.coding_agent_vendor"] > 0.8 and tools["attack.agentic_coding_pivot"] > 0.8
     # benchmark researchers ask for step-by-step reasoning like a chain-of-thought harvester
-    sbs = dict(con.execute("SELECT persona, avg(CASE WHEN lower(prompt) LIKE '%step by step%' OR "
-                           "lower(prompt) LIKE '%step-by-step%' THEN 1 ELSE 0 END) FROM exl GROUP BY 1").fetchall())
+    sbs = dict(
+        con.execute(
+            "SELECT persona, avg(CASE WHEN lower(prompt) LIKE '%step by step%' OR "
+            "lower(prompt) LIKE '%step-by-step%' THEN 1 ELSE 0 END) FROM exl GROUP BY 1"
+        ).fetchall()
+    )
     assert sbs["legit.benchmark_researcher"] > 0.3 and sbs["attack.cot_harvest"] > 0.2
     assert sbs["legit.individual_developer"] < 0.1
 
@@ -234,14 +323,22 @@ def test_volume_alone_does_not_separate(small_dataset: Path) -> None:
 
 def test_heavy_tailed_volume_and_daytime_rhythm_for_developers(small_dataset: Path) -> None:
     con = _con(small_dataset)
-    vol = np.sort([r[0] for r in con.execute(
-        "SELECT count(*) FROM exl WHERE persona='legit.individual_developer' GROUP BY account_id").fetchall()])[::-1]
+    vol = np.sort(
+        [
+            r[0]
+            for r in con.execute(
+                "SELECT count(*) FROM exl WHERE persona='legit.individual_developer' GROUP BY account_id"
+            ).fetchall()
+        ]
+    )[::-1]
     assert vol[: max(1, len(vol) // 10)].sum() / vol.sum() > 0.3
     # local night (0-6h in the declared country's zone) is quiet
     from distillshield.simulate.geo import TZ
 
-    rows = con.execute("SELECT hour(ts), declared_country FROM exl JOIN acc USING (account_id) "
-                       "WHERE persona='legit.individual_developer'").fetchall()
+    rows = con.execute(
+        "SELECT hour(ts), declared_country FROM exl JOIN acc USING (account_id) "
+        "WHERE persona='legit.individual_developer'"
+    ).fetchall()
     local = np.array([(h + TZ.get(c, 0.0)) % 24 for h, c in rows])
     assert np.mean(local < 6) < 0.15
 
@@ -254,7 +351,9 @@ def test_scaled_scenario_and_errors(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="unknown scenario"):
         load_scenario("no-such-scenario")
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nstart: 2026-01-01\ndays: 3\nmodels: [{name: m, released_at: 2025-01-01}]\nbogus: 1\n")
+    bad.write_text(
+        "name: x\nstart: 2026-01-01\ndays: 3\nmodels: [{name: m, released_at: 2025-01-01}]\nbogus: 1\n"
+    )
     with pytest.raises(ScenarioError, match="bogus"):
         load_scenario(bad)
     with pytest.raises(ScenarioError, match="not empty"):
@@ -267,7 +366,9 @@ def test_scaled_scenario_and_errors(tmp_path: Path) -> None:
 def test_content_free_scenario_has_no_text(tmp_path: Path) -> None:
     sc = load_scenario("default").model_copy(update={"content": "none"})
     simulate(sc, tmp_path / "d", scale=0.01)
-    ex = read_table(tmp_path / "d", EXCHANGES, columns=["prompt", "response", "system_prompt", "input_tokens"])
+    ex = read_table(
+        tmp_path / "d", EXCHANGES, columns=["prompt", "response", "system_prompt", "input_tokens"]
+    )
     assert ex.column("prompt").null_count == ex.num_rows == ex.column("response").null_count
     assert ex.column("system_prompt").null_count == ex.num_rows
     assert min(ex.column("input_tokens").to_pylist()) > 0

@@ -53,8 +53,13 @@ def _errors() -> Iterator[None]:
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=False, disable=not err.is_terminal,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task(label, total=None)
 
@@ -72,14 +77,19 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """Detect, attribute and blunt illicit distillation of an LLM API."""
 
 
 # --------------------------------------------------------------------------------------- simulate
 def _summary_table(manifest: Any) -> Table:
-    t = Table(title=f"scenario {manifest.scenario} (seed {manifest.seed}, scale {manifest.scale:g}, {manifest.days} days)")
+    t = Table(
+        title=f"scenario {manifest.scenario} (seed {manifest.seed}, "
+        f"scale {manifest.scale:g}, {manifest.days} days)"
+    )
     t.add_column("persona")
     t.add_column("accounts", justify="right")
     t.add_column("exchanges", justify="right")
@@ -101,14 +111,19 @@ def _campaign_table(manifest: Any) -> Table:
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Dataset directory to write (docs/schema.md).")],
-    scenario: Annotated[str, typer.Option("--scenario", help="Built-in scenario name or a YAML file.")] = "default",
+    scenario: Annotated[
+        str, typer.Option("--scenario", help="Built-in scenario name or a YAML file.")
+    ] = "default",
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
-    scale: Annotated[float, typer.Option(min=0.0001, help="Multiply every account count and campaign volume.")] = 1.0,
+    scale: Annotated[
+        float, typer.Option(min=0.0001, help="Multiply every account count and campaign volume.")
+    ] = 1.0,
     corpus: Annotated[Path | None, typer.Option(help="Real prompts, e.g. ../shared/data/prompts.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty output directory.")] = False,
 ) -> None:
     """Simulate API traffic with ground truth: legitimate personas and distillation campaigns."""
-    from distillshield.simulate import load_scenario, simulate as run
+    from distillshield.simulate import load_scenario
+    from distillshield.simulate import simulate as run
 
     with _errors():
         if corpus is not None and not corpus.is_dir():
@@ -132,7 +147,9 @@ def scenarios() -> None:
     for name in builtin_scenarios():
         sc = load_scenario(name)
         accts = sum(p.accounts for p in sc.legitimate) + sum(c.accounts for c in sc.campaigns)
-        t.add_row(name, str(sc.days), f"{accts:,}", f"{sum(c.exchanges for c in sc.campaigns):,}", sc.description)
+        t.add_row(
+            name, str(sc.days), f"{accts:,}", f"{sum(c.exchanges for c in sc.campaigns):,}", sc.description
+        )
     console.print(t)
 
 
@@ -141,7 +158,9 @@ def scenarios() -> None:
 def baseline(
     data: Annotated[Path, typer.Argument(help="Dataset directory (canonical schema).")],
     out: Annotated[Path, typer.Option("--out", help="Detections directory to write.")],
-    quantile: Annotated[float, typer.Option(min=0.0, max=1.0, help="Per-account-day volume quantile used as the threshold.")] = 0.99,
+    quantile: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Per-account-day volume quantile used as the threshold.")
+    ] = 0.99,
 ) -> None:
     """A deliberately trivial volume-threshold detector (the reference every detector must beat)."""
     from distillshield.scoring.baseline import volume_baseline
@@ -155,11 +174,16 @@ def baseline(
 def evaluate(
     labels: Annotated[Path, typer.Option("--labels", help="Ground-truth labels directory (DATA/labels).")],
     detections: Annotated[Path, typer.Option("--detections", help="Detector output directory (DET).")],
-    data: Annotated[Path | None, typer.Option(help="Dataset directory (default: the parent of --labels).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON here.")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Dataset directory (default: the parent of --labels).")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the metrics as JSON here.")
+    ] = None,
 ) -> None:
     """Score detections against ground truth: accounts, campaigns, time to detect, harvest leakage."""
-    from distillshield.evaluate import evaluate as run, render_report
+    from distillshield.evaluate import evaluate as run
+    from distillshield.evaluate import render_report
 
     with _errors():
         report = run(labels, detections, data_dir=data)
@@ -181,14 +205,18 @@ def _print_report(renderable: Any) -> None:
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Working directory for the demo.")] = Path("runs/demo"),
-    scale: Annotated[float, typer.Option(min=0.0001, help="Scale the default scenario (e.g. 0.1 for a quick look).")] = 1.0,
+    scale: Annotated[
+        float, typer.Option(min=0.0001, help="Scale the default scenario (e.g. 0.1 for a quick look).")
+    ] = 1.0,
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     corpus: Annotated[Path | None, typer.Option(help="Real prompts, e.g. ../shared/data/prompts.")] = None,
 ) -> None:
     """The main job on the embedded default: simulate, detect, evaluate."""
-    from distillshield.evaluate import evaluate as run_eval, render_report
+    from distillshield.evaluate import evaluate as run_eval
+    from distillshield.evaluate import render_report
     from distillshield.scoring.baseline import volume_baseline
-    from distillshield.simulate import load_scenario, simulate as run_sim
+    from distillshield.simulate import load_scenario
+    from distillshield.simulate import simulate as run_sim
 
     data, det = out / "data", out / "detections"
     with _errors():
@@ -197,7 +225,9 @@ def demo(
             manifest = run_sim(sc, data, scale=scale, corpus=corpus, progress=update, overwrite=True)
         console.print(_summary_table(manifest))
         console.print(_campaign_table(manifest))
-        console.print("[bold]detector:[/] volume-threshold baseline (placeholder until campaign detection lands)")
+        console.print(
+            "[bold]detector:[/] volume-threshold baseline (placeholder until campaign detection lands)"
+        )
         volume_baseline(data, det)
         report = run_eval(data / "labels", det, data_dir=data)
     _print_report(render_report(report))

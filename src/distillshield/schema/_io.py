@@ -146,10 +146,7 @@ def write_table(
     """Write ``table`` conformed to ``spec``; ``part`` writes ``NAME/part-NNNNN.parquet``."""
     data = conform(table, spec)
     base = Path(root) / spec.name
-    if part is None:
-        path = base.with_name(base.name + ".parquet")
-    else:
-        path = base / f"part-{part:05d}.parquet"
+    path = base.with_name(base.name + ".parquet") if part is None else base / f"part-{part:05d}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     # Write then rename, so a crash never leaves a truncated file that readers would pick up.

@@ -18,7 +18,7 @@ def to_us(dt: object) -> int:
     from datetime import datetime
 
     assert isinstance(dt, datetime)
-    return int(round(dt.timestamp() * US))
+    return round(dt.timestamp() * US)
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,11 @@ class ModelCalendar:
     @property
     def small(self) -> str:
         """The newest model without reasoning available at the start (else the flagship)."""
-        ok = [i for i in range(len(self.names)) if self.released_us[i] <= self.start_us and not self.reasoning[i]]
+        ok = [
+            i
+            for i in range(len(self.names))
+            if self.released_us[i] <= self.start_us and not self.reasoning[i]
+        ]
         if not ok:
             return self.flagship
         return self.names[max(ok, key=lambda i: self.released_us[i])]

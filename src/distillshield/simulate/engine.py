@@ -20,7 +20,7 @@ from distillshield import __version__
 from distillshield.errors import ScenarioError
 from distillshield.schema import ACCOUNT_LABELS, ACCOUNTS, EXCHANGE_LABELS, EXCHANGES, RELEASES, write_table
 from distillshield.simulate.context import SimContext, to_us
-from distillshield.simulate.persona import Persona, Plan
+from distillshield.simulate.persona import Persona
 from distillshield.simulate.personas import LEGITIMATE, TACTICS
 from distillshield.simulate.scenario import Scenario
 from distillshield.simulate.text import TextSource
@@ -58,15 +58,27 @@ def build_personas(ctx: SimContext) -> list[Persona]:
     for i, pop in enumerate(sc.legitimate):
         cls = LEGITIMATE.get(pop.persona)
         if cls is None:
-            raise ScenarioError(f"legitimate[{i}]: unknown persona {pop.persona!r}; known: {', '.join(LEGITIMATE)}")
+            raise ScenarioError(
+                f"legitimate[{i}]: unknown persona {pop.persona!r}; known: {', '.join(LEGITIMATE)}"
+            )
         out.append(cls(ctx, f"legit/{i}/{pop.persona}", pop.accounts, dict(pop.params)))
     for c in sc.campaigns:
         cls = TACTICS.get(c.tactic)
         if cls is None:
             raise ScenarioError(f"campaign {c.id}: unknown tactic {c.tactic!r}; known: {', '.join(TACTICS)}")
         end = float(sc.days if c.end_day is None else c.end_day)
-        out.append(cls(ctx, f"campaign/{c.id}", c.accounts, dict(c.params), campaign_id=c.id, actor=c.actor,
-                       exchanges=c.exchanges, window=(c.start_day, end)))
+        out.append(
+            cls(
+                ctx,
+                f"campaign/{c.id}",
+                c.accounts,
+                dict(c.params),
+                campaign_id=c.id,
+                actor=c.actor,
+                exchanges=c.exchanges,
+                window=(c.start_day, end),
+            )
+        )
     return out
 
 
@@ -96,15 +108,27 @@ def simulate(
     sc = scenario.scaled(scale)
     text = TextSource(seed=sc.seed, corpus=Path(corpus) if corpus else None)
     ctx = SimContext.build(sc, text)
-    manifest = Manifest(sc.name, sc.seed, scale, __version__, sc.start.isoformat(), sc.days, sc.content,
-                        str(corpus) if corpus else None)
+    manifest = Manifest(
+        sc.name,
+        sc.seed,
+        scale,
+        __version__,
+        sc.start.isoformat(),
+        sc.days,
+        sc.content,
+        str(corpus) if corpus else None,
+    )
     personas = build_personas(ctx)
 
     accounts, labels = zip(*(p.accounts_table() for p in personas), strict=True)
     write_table(pa.concat_tables(accounts), out, ACCOUNTS)
     write_table(pa.concat_tables(labels), out, ACCOUNT_LABELS)
-    releases = pa.table({"model": [m.name for m in sc.models],
-                         "released_at": pa.array([to_us(m.released_at) for m in sc.models], pa.timestamp("us", tz="UTC"))})
+    releases = pa.table(
+        {
+            "model": [m.name for m in sc.models],
+            "released_at": pa.array([to_us(m.released_at) for m in sc.models], pa.timestamp("us", tz="UTC")),
+        }
+    )
     write_table(releases, out, RELEASES)
     manifest.accounts = sum(p.n for p in personas)
     for p in personas:
@@ -124,10 +148,10 @@ def simulate(
             # sessions that run past the end of the period are cut there
             order = np.argsort(plan.ts, kind="stable")  # each part file is in time order
             order = order[plan.ts[order] < ctx.day_start(sc.days)]
-            plan = Plan(**{k: (None if v is None else v[order]) for k, v in plan.__dict__.items()})
+            plan = plan.take(order)
             for lo in range(0, len(plan), chunk_rows):
                 sl = slice(lo, lo + chunk_rows)
-                piece = Plan(**{k: (None if v is None else v[sl]) for k, v in plan.__dict__.items()})
+                piece = plan.take(sl)
                 ex, lab = p.render(piece, render_rng)
                 write_table(ex, out, EXCHANGES, part=part)
                 write_table(lab, out, EXCHANGE_LABELS, part=part)

@@ -51,7 +51,9 @@ def hex_ids(prefix: str, namespace: int, counters: np.ndarray, width: int = 16) 
 def hex_digest(values: pa.Array | pa.ChunkedArray, key: str, width: int = 16) -> pa.StringArray:
     """Keyed hex digest of each string (used for e-mail hashes and payment fingerprints)."""
     out = [
-        None if v is None else hashlib.blake2b(v.encode(), key=key.encode()[:64], digest_size=8).hexdigest()[:width]
+        None
+        if v is None
+        else hashlib.blake2b(v.encode(), key=key.encode()[:64], digest_size=8).hexdigest()[:width]
         for v in values.to_pylist()
     ]
     return pa.array(out, type=pa.string())

@@ -25,11 +25,24 @@ from distillshield.simulate.timing import DAY, US
 
 #: Which response style answers each prompt kind.
 RESPONSE_KIND: dict[str, str] = {
-    "chat": "chat", "chat_followup": "chat", "coding_question": "code", "agent_step": "agent",
-    "saas_input": "chat", "benchmark_math": "math", "class_assignment": "chat", "synthetic_data": "data",
-    "reseller_mix": "chat", "cot_harvest": "cot", "answer_rationalization": "cot",
-    "rubric_grading": "grading", "safe_rewrite": "rewrite", "agentic_coding": "agent",
-    "tool_use": "tool_call", "computer_use": "tool_call", "vision": "vision", "reasoning_trace": "cot",
+    "chat": "chat",
+    "chat_followup": "chat",
+    "coding_question": "code",
+    "agent_step": "agent",
+    "saas_input": "chat",
+    "benchmark_math": "math",
+    "class_assignment": "chat",
+    "synthetic_data": "data",
+    "reseller_mix": "chat",
+    "cot_harvest": "cot",
+    "answer_rationalization": "cot",
+    "rubric_grading": "grading",
+    "safe_rewrite": "rewrite",
+    "agentic_coding": "agent",
+    "tool_use": "tool_call",
+    "computer_use": "tool_call",
+    "vision": "vision",
+    "reasoning_trace": "cot",
     "capability_sweep": "cot",
 }
 
@@ -49,6 +62,22 @@ class Plan:
     def __len__(self) -> int:
         return len(self.acc)
 
+    def take(self, idx: np.ndarray | slice) -> Plan:
+        """The plan restricted to rows ``idx`` (an index array, a mask or a slice)."""
+
+        def sub(v: np.ndarray | None) -> np.ndarray | None:
+            return None if v is None else v[idx]
+
+        return Plan(
+            self.acc[idx],
+            self.ts[idx],
+            self.kind[idx],
+            sub(self.session),
+            sub(self.turn),
+            sub(self.variant),
+            sub(self.campaign),
+        )
+
     @staticmethod
     def concat(plans: list[Plan]) -> Plan:
         plans = [p for p in plans if len(p)]
@@ -64,8 +93,13 @@ class Plan:
             return np.concatenate(parts)
 
         return Plan(
-            acc=cat("acc", 0), ts=cat("ts", 0), kind=cat("kind", "chat"), session=cat("session", -1),
-            turn=cat("turn", 1), variant=cat("variant", 0), campaign=cat("campaign", False),
+            acc=cat("acc", 0),
+            ts=cat("ts", 0),
+            kind=cat("kind", "chat"),
+            session=cat("session", -1),
+            turn=cat("turn", 1),
+            variant=cat("variant", 0),
+            campaign=cat("campaign", False),
         )
 
 
@@ -74,8 +108,12 @@ class Style:
     """How a persona's requests look on the wire (rendering parameters, all overridable)."""
 
     stream_p: float = 0.5
-    temperature: dict[float | None, float] = field(default_factory=lambda: {None: 0.5, 0.7: 0.2, 0.0: 0.15, 1.0: 0.15})
-    max_tokens: dict[int | None, float] = field(default_factory=lambda: {None: 0.6, 1024: 0.15, 2048: 0.15, 4096: 0.1})
+    temperature: dict[float | None, float] = field(
+        default_factory=lambda: {None: 0.5, 0.7: 0.2, 0.0: 0.15, 1.0: 0.15}
+    )
+    max_tokens: dict[int | None, float] = field(
+        default_factory=lambda: {None: 0.6, 1024: 0.15, 2048: 0.15, 4096: 0.1}
+    )
     reasoning_p: float = 0.3
     small_model_p: float = 0.4
     ctx_growth: int = 350  # tokens of history added per previous turn
@@ -198,11 +236,7 @@ class Persona(ABC):
         lo = self.ctx.start_us + int(self.window[0] * DAY)
         hi = self.ctx.start_us + int(self.window[1] * DAY)
         keep = (plan.ts >= lo) & (plan.ts < hi)
-        if keep.all():
-            return plan
-        return Plan(
-            **{k: (None if v is None else v[keep]) for k, v in plan.__dict__.items()}  # type: ignore[arg-type]
-        )
+        return plan if keep.all() else plan.take(keep)
 
     def new_sessions(self, n: int) -> np.ndarray:
         out = np.arange(self._sessions, self._sessions + n, dtype=np.int64)
@@ -217,8 +251,14 @@ class Persona(ABC):
         key = f"pay-{self.ctx.seed}"
         pay = [None if p is None else _digest(f"{p}", key) for p in d.payment]
         local = [f"{self.key}-{i}" for i in range(self.n)]
-        email_hash = [_digest(f"{loc}@{dom}", f"mail-{self.ctx.seed}") for loc, dom in zip(local, d.email_domain, strict=True)]
-        orgs = [None if o is None else "org_" + _digest(f"{self.key}/{o}", f"org-{self.ctx.seed}")[:12] for o in d.org]
+        email_hash = [
+            _digest(f"{loc}@{dom}", f"mail-{self.ctx.seed}")
+            for loc, dom in zip(local, d.email_domain, strict=True)
+        ]
+        orgs = [
+            None if o is None else "org_" + _digest(f"{self.key}/{o}", f"org-{self.ctx.seed}")[:12]
+            for o in d.org
+        ]
         self.org_ids = pa.array(orgs, type=pa.string())
         accounts = pa.table(
             {
@@ -267,17 +307,29 @@ class Persona(ABC):
         r_parts: list[pa.Array] = []
         for kind in np.unique(plan.kind):
             idx = np.nonzero(plan.kind == kind)[0]
-            pb = ctx.text.prompts(str(kind), len(idx), rng, variant=variant[idx], lang_mix=self._lang_mix(str(kind)))
+            pb = ctx.text.prompts(
+                str(kind), len(idx), rng, variant=variant[idx], lang_mix=self._lang_mix(str(kind))
+            )
             cot[idx] = pb.cot_elicit
             capability[idx] = pb.capability
-            rb = ctx.text.responses(RESPONSE_KIND.get(str(kind), "chat"), len(idx), rng, visible_reasoning=pb.cot_elicit)
+            rb = ctx.text.responses(
+                RESPONSE_KIND.get(str(kind), "chat"), len(idx), rng, visible_reasoning=pb.cot_elicit
+            )
             resp_tok[idx] = rb.output_tokens
             order.append(idx)
             p_parts.append(pb.text)
             r_parts.append(rb.text)
         inverse = pa.array(np.argsort(np.concatenate(order)) if order else np.zeros(0, np.int64))
-        prompt_arr = pa.concat_arrays([a.cast(pa.string()) for a in p_parts]).take(inverse) if order else pa.array([], pa.string())
-        resp_arr = pa.concat_arrays([a.cast(pa.string()) for a in r_parts]).take(inverse) if order else pa.array([], pa.string())
+        prompt_arr = (
+            pa.concat_arrays([a.cast(pa.string()) for a in p_parts]).take(inverse)
+            if order
+            else pa.array([], pa.string())
+        )
+        resp_arr = (
+            pa.concat_arrays([a.cast(pa.string()) for a in r_parts]).take(inverse)
+            if order
+            else pa.array([], pa.string())
+        )
         prompt_tok = estimate_tokens(prompt_arr).astype(np.int64)
 
         # --- system prompt per account ---
@@ -299,7 +351,9 @@ class Persona(ABC):
         cal = ctx.models
         model = np.where(rng.random(n) < self.small_p[acc], cal.small, cal.flagship).astype(object)
         for name, released in cal.new_releases:
-            moved = (plan.ts >= np.maximum(self.adopt_at[acc], released)) & (rng.random(n) < self.adopt_share[acc])
+            moved = (plan.ts >= np.maximum(self.adopt_at[acc], released)) & (
+                rng.random(n) < self.adopt_share[acc]
+            )
             model[moved] = name
         reasoning_names = [m for m in cal.names if cal.is_reasoning(m)]
         reasoning_model = np.isin(model, reasoning_names)
@@ -405,7 +459,9 @@ class Persona(ABC):
         labels = pa.table(
             {
                 "request_id": request_id,
-                "campaign_id": pa.array(np.where(camp, self.campaign_id, None), type=pa.string()),
+                "campaign_id": pa.array(
+                    np.full(n, self.campaign_id, dtype=object), type=pa.string(), mask=~camp
+                ),
             }
         )
         self.last_capability = capability

@@ -7,11 +7,12 @@ the account's own time zone, and attackers reuse infrastructure imperfectly.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pyarrow as pa
 
+from distillshield.simulate.clients import ClientFamily
 from distillshield.simulate.geo import (
     COVER_COUNTRIES,
     DEVELOPER_COUNTRIES,
@@ -23,9 +24,21 @@ from distillshield.simulate.geo import (
     pick,
     tz_of,
 )
+from distillshield.simulate.network import UNIVERSITY_ASN, NetKind
 from distillshield.simulate.persona import AccountDraft, Persona, Plan
-from distillshield.simulate.timing import DAY, HOUR, PROFILES, US, WEEKEND, daily_counts, hours_to_times
-from distillshield.simulate.timing import burst_times, is_weekend, round_robin, sessionize
+from distillshield.simulate.timing import (
+    DAY,
+    HOUR,
+    PROFILES,
+    US,
+    WEEKEND,
+    burst_times,
+    daily_counts,
+    hours_to_times,
+    is_weekend,
+    round_robin,
+    sessionize,
+)
 
 YEAR_DAYS = 365
 
@@ -79,6 +92,12 @@ def _by_country(ctx: Any, rng: np.random.Generator, kind: str, country: np.ndarr
     return out
 
 
+def _campus(ctx: Any, rng: np.random.Generator, domain: str, country: str, k: int) -> np.ndarray:
+    """``k`` addresses of the university's own network (any campus in ``country`` if unknown)."""
+    asn = UNIVERSITY_ASN.get(domain)
+    return cast(np.ndarray, ctx.address.sample("campus", k, rng, country=country, asn_name=asn))
+
+
 def _kind_per_account(rng: np.random.Generator, n: int, kinds: dict[str, float]) -> np.ndarray:
     return pick(rng, kinds, n)
 
@@ -103,25 +122,44 @@ class IndividualDeveloper(Persona):
         self.tz = tz_of(country) + rng.normal(0, 1.0, n)
         email = np.where(rng.random(n) < 0.7, _freemail(rng, n), company_domains(rng, n))
         uni = rng.random(n) < 0.05
-        email[uni] = np.array([u[0] for u in UNIVERSITIES], dtype=object)[rng.integers(0, len(UNIVERSITIES), uni.sum())]
+        email[uni] = np.array([u[0] for u in UNIVERSITIES], dtype=object)[
+            rng.integers(0, len(UNIVERSITIES), uni.sum())
+        ]
         home = _by_country(ctx, rng, "residential", country)
         mobile = _by_country(ctx, rng, "mobile", country)
         vpn = ctx.address.sample("vpn", n, rng)
         has_mobile = rng.random(n) < 0.35
         has_vpn = rng.random(n) < 0.08
-        pools = [np.array([home[i]] + ([mobile[i]] if has_mobile[i] else []) + ([vpn[i]] if has_vpn[i] else []), dtype=object)
-                 for i in range(n)]
+        pools = [
+            np.array(
+                [home[i]] + ([mobile[i]] if has_mobile[i] else []) + ([vpn[i]] if has_vpn[i] else []),
+                dtype=object,
+            )
+            for i in range(n)
+        ]
         self.set_ips(pools)
-        weights = {"openai-python": 0.3, "openai-node": 0.14, "anthropic-python": 0.1, "anthropic-typescript": 0.04,
-                   "langchain": 0.08, "litellm": 0.05, "python-requests": 0.08, "python-httpx": 0.05, "curl": 0.06,
-                   "browser": 0.08, "go-http": 0.02}
+        weights: dict[ClientFamily, float] = {
+            "openai-python": 0.3,
+            "openai-node": 0.14,
+            "anthropic-python": 0.1,
+            "anthropic-typescript": 0.04,
+            "langchain": 0.08,
+            "litellm": 0.05,
+            "python-requests": 0.08,
+            "python-httpx": 0.05,
+            "curl": 0.06,
+            "browser": 0.08,
+            "go-http": 0.02,
+        }
         clients = ctx.clients.mix(weights, n, rng)
         self.set_clients(clients, np.arange(n))
         self.rate = np.exp(rng.normal(np.log(float(self.param("sessions_median", 1.5))), 1.1, n))
         self.active = rng.beta(1.5, 2.5, n)
         self.first_kind = _kind_per_account(rng, n, {"chat": 0.55, "coding_question": 0.45})
         curious = rng.random(n) < 0.25
-        self.set_adoption(np.where(curious, rng.exponential(6, n), rng.exponential(120, n)), rng.uniform(0.3, 0.9, n))
+        self.set_adoption(
+            np.where(curious, rng.exponential(6, n), rng.exponential(120, n)), rng.uniform(0.3, 0.9, n)
+        )
         self.small_p = rng.beta(2, 2.5, n)
         self.draft = AccountDraft(
             pathway=np.where(rng.random(n) < 0.94, "self_serve", "startup_program").astype(object),
@@ -135,7 +173,9 @@ class IndividualDeveloper(Persona):
         )
 
     def plan_day(self, d: int) -> Plan:
-        return _human_plan(self, d, self.rate, self.active, "individual", 3.0, 70.0, self.first_kind, "chat_followup")
+        return _human_plan(
+            self, d, self.rate, self.active, "individual", 3.0, 70.0, self.first_kind, "chat_followup"
+        )
 
 
 class SaasBackend(Persona):
@@ -148,20 +188,31 @@ class SaasBackend(Persona):
 
     label = "legit.saas_backend"
     style_defaults: ClassVar[dict[str, Any]] = {
-        "stream_p": 0.2, "reasoning_p": 0.05, "small_model_p": 0.7, "system_kind": "saas_input",
-        "conversation_ids": False, "temperature": {0.2: 0.5, 0.0: 0.3, None: 0.2}, "max_tokens": {512: 0.5, 1024: 0.3, 256: 0.2},
+        "stream_p": 0.2,
+        "reasoning_p": 0.05,
+        "small_model_p": 0.7,
+        "system_kind": "saas_input",
+        "conversation_ids": False,
+        "temperature": {0.2: 0.5, 0.0: 0.3, None: 0.2},
+        "max_tokens": {512: 0.5, 1024: 0.3, 256: 0.2},
     }
 
     def build(self) -> None:
         rng, n, ctx = self.rng, self.n, self.ctx
-        country = pick(rng, {"US": 0.5, "GB": 0.1, "DE": 0.1, "FR": 0.05, "IN": 0.1, "SG": 0.05, "CA": 0.05, "AU": 0.05}, n)
+        country = pick(
+            rng,
+            {"US": 0.5, "GB": 0.1, "DE": 0.1, "FR": 0.05, "IN": 0.1, "SG": 0.05, "CA": 0.05, "AU": 0.05},
+            n,
+        )
         self.tz = tz_of(country)
         pools = []
         for c in country:
             net = ctx.address.networks("cloud", 1, rng, country=str(c))[0]
             pools.append(ctx.address.addresses(net, int(rng.integers(2, 8)), rng))
         self.set_ips(pools)
-        clients = ctx.clients.mix({"openai-python": 0.45, "openai-node": 0.3, "python-httpx": 0.1, "litellm": 0.15}, n, rng)
+        clients = ctx.clients.mix(
+            {"openai-python": 0.45, "openai-node": 0.3, "python-httpx": 0.1, "litellm": 0.15}, n, rng
+        )
         self.set_clients(clients, np.arange(n))
         self.system_variant = np.arange(n, dtype=np.int64) + int(self.param("variant_offset", 0))
         self.rate = np.exp(rng.normal(np.log(float(self.param("daily_median", 400))), 0.9, n))
@@ -185,7 +236,12 @@ class SaasBackend(Persona):
         counts = daily_counts(rng, self.rate * (0.8 if is_weekend(day0) else 1.0), 0.99, dispersion=12.0)
         acc = np.repeat(np.arange(self.n), counts)
         ts = hours_to_times(rng, day0, len(acc), PROFILES["service"], self.tz[acc])
-        return Plan(acc=acc, ts=ts, kind=np.full(len(acc), "saas_input", dtype=object), variant=self.system_variant[acc])
+        return Plan(
+            acc=acc,
+            ts=ts,
+            kind=np.full(len(acc), "saas_input", dtype=object),
+            variant=self.system_variant[acc],
+        )
 
     def metadata(self, plan: Plan, rng: np.random.Generator) -> pa.Array | None:
         users = rng.zipf(1.6, len(plan)) % 50_000
@@ -202,8 +258,14 @@ class CodingAgentVendor(Persona):
 
     label = "legit.coding_agent_vendor"
     style_defaults: ClassVar[dict[str, Any]] = {
-        "stream_p": 0.9, "reasoning_p": 0.5, "small_model_p": 0.15, "tools_p": 0.97, "tools_kind": "agent_step",
-        "system_kind": "agent_step", "ctx_growth": 1800, "max_tokens": {8192: 0.5, 4096: 0.3, 16384: 0.2},
+        "stream_p": 0.9,
+        "reasoning_p": 0.5,
+        "small_model_p": 0.15,
+        "tools_p": 0.97,
+        "tools_kind": "agent_step",
+        "system_kind": "agent_step",
+        "ctx_growth": 1800,
+        "max_tokens": {8192: 0.5, 4096: 0.3, 16384: 0.2},
         "temperature": {None: 0.4, 0.0: 0.3, 0.2: 0.3},
     }
 
@@ -213,7 +275,9 @@ class CodingAgentVendor(Persona):
         self.tz = tz_of(country)
         pools = [ctx.address.sample("cloud", int(rng.integers(8, 40)), rng) for _ in range(n)]
         self.set_ips(pools)
-        clients = ctx.clients.mix({"openai-node": 0.4, "anthropic-typescript": 0.3, "python-httpx": 0.3}, n, rng)
+        clients = ctx.clients.mix(
+            {"openai-node": 0.4, "anthropic-typescript": 0.3, "python-httpx": 0.3}, n, rng
+        )
         self.set_clients(clients, np.arange(n))
         self.system_variant = np.arange(n, dtype=np.int64)
         self.sessions = np.exp(rng.normal(np.log(float(self.param("sessions_median", 60))), 0.7, n))
@@ -248,8 +312,12 @@ class BenchmarkResearcher(Persona):
 
     label = "legit.benchmark_researcher"
     style_defaults: ClassVar[dict[str, Any]] = {
-        "stream_p": 0.1, "reasoning_p": 0.6, "small_model_p": 0.3, "temperature": {0.0: 0.8, None: 0.2},
-        "max_tokens": {1024: 0.4, 2048: 0.4, 512: 0.2}, "conversation_ids": False,
+        "stream_p": 0.1,
+        "reasoning_p": 0.6,
+        "small_model_p": 0.3,
+        "temperature": {0.0: 0.8, None: 0.2},
+        "max_tokens": {1024: 0.4, 2048: 0.4, 512: 0.2},
+        "conversation_ids": False,
     }
 
     def build(self) -> None:
@@ -258,8 +326,10 @@ class BenchmarkResearcher(Persona):
         country = np.array([UNIVERSITIES[i][1] for i in uni], dtype=object)
         self.tz = tz_of(country)
         pools = [
-            np.concatenate([ctx.address.sample("campus", 1, rng, country=str(c)), ctx.address.sample("cloud", 2, rng)])
-            for c in country
+            np.concatenate(
+                [_campus(ctx, rng, UNIVERSITIES[u][0], str(c), 1), ctx.address.sample("cloud", 2, rng)]
+            )
+            for u, c in zip(uni, country, strict=True)
         ]
         self.set_ips(pools)
         clients = ctx.clients.mix({"openai-python": 0.6, "python-requests": 0.2, "litellm": 0.2}, n, rng)
@@ -281,8 +351,17 @@ class BenchmarkResearcher(Persona):
     def plan_day(self, d: int) -> Plan:
         rng = self.rng
         day0 = self.ctx.day_start(d)
-        light = _human_plan(self, d, np.full(self.n, 0.8), 0.4, "office", 2.0, 60.0,
-                            np.full(self.n, "chat", dtype=object), "chat_followup")
+        light = _human_plan(
+            self,
+            d,
+            np.full(self.n, 0.8),
+            0.4,
+            "office",
+            2.0,
+            60.0,
+            np.full(self.n, "chat", dtype=object),
+            "chat_followup",
+        )
         who = np.nonzero(self.burst_day == d)[0]
         plans = [light]
         for a in who:
@@ -312,7 +391,10 @@ class UniversityClass(Persona):
         k = int(self.klass.max()) + 1
         uni = rng.choice(len(UNIVERSITIES) - 3, size=k, replace=k > len(UNIVERSITIES) - 3)
         country = np.array([UNIVERSITIES[i][1] for i in uni], dtype=object)
-        nat = [ctx.address.sample("campus", int(rng.integers(1, 3)), rng, country=str(c)) for c in country]
+        nat = [
+            _campus(ctx, rng, UNIVERSITIES[u][0], str(c), int(rng.integers(1, 3)))
+            for u, c in zip(uni, country, strict=True)
+        ]
         homes = ctx.address.sample("residential", n, rng, country=None)
         self.set_ips([np.concatenate([nat[self.klass[i]], [homes[i]]]) for i in range(n)])
         self.tz = tz_of(country[self.klass])
@@ -340,8 +422,19 @@ class UniversityClass(Persona):
         rng = self.rng
         day0 = self.ctx.day_start(d)
         weekday = int((day0 // DAY + 3) % 7)
-        plans = [_human_plan(self, d, np.full(self.n, 0.5), 0.3, "individual", 2.5, 80.0,
-                             np.full(self.n, "chat", dtype=object), "chat_followup")]
+        plans = [
+            _human_plan(
+                self,
+                d,
+                np.full(self.n, 0.5),
+                0.3,
+                "individual",
+                2.5,
+                80.0,
+                np.full(self.n, "chat", dtype=object),
+                "chat_followup",
+            )
+        ]
         for c in range(len(self.lab_hour)):
             if weekday not in self.lab_days[c]:
                 continue
@@ -351,9 +444,16 @@ class UniversityClass(Persona):
             starts = start + (rng.uniform(0, 50 * 60, len(present)) * US).astype(np.int64)
             sess, turn, ts = sessionize(rng, starts, 4.0, 120.0)
             week = (d // 7) % 3
-            plans.append(Plan(acc=present[sess], ts=ts, kind=np.where(turn == 1, "class_assignment", "chat_followup").astype(object),
-                              session=self.new_sessions(len(starts))[sess], turn=turn,
-                              variant=np.full(len(ts), self.assignment[c] + week)))
+            plans.append(
+                Plan(
+                    acc=present[sess],
+                    ts=ts,
+                    kind=np.where(turn == 1, "class_assignment", "chat_followup").astype(object),
+                    session=self.new_sessions(len(starts))[sess],
+                    turn=turn,
+                    variant=np.full(len(ts), self.assignment[c] + week),
+                )
+            )
         return Plan.concat(plans)
 
 
@@ -373,8 +473,15 @@ class CorporateVPN(Persona):
         self.company = np.arange(n) // size
         k = int(self.company.max()) + 1
         country = pick(rng, {"US": 0.5, "GB": 0.15, "DE": 0.15, "FR": 0.1, "JP": 0.1}, k)
-        egress = [ctx.address.sample(str(rng.choice(["corporate", "vpn"], p=[0.7, 0.3])), int(rng.integers(2, 6)), rng, country=str(c))
-                  for c in country]
+        egress = [
+            ctx.address.sample(
+                cast(NetKind, str(rng.choice(["corporate", "vpn"], p=[0.7, 0.3]))),
+                int(rng.integers(2, 6)),
+                rng,
+                country=str(c),
+            )
+            for c in country
+        ]
         self.set_ips([egress[c] for c in self.company])
         self.tz = tz_of(country[self.company])
         tool = ctx.clients.mix({"python-httpx": 0.4, "openai-python": 0.3, "browser": 0.3}, k, rng)
@@ -406,7 +513,12 @@ class LegitReseller(Persona):
     """
 
     label = "legit.reseller"
-    style_defaults: ClassVar[dict[str, Any]] = {"stream_p": 0.7, "reasoning_p": 0.3, "small_model_p": 0.4, "conversation_ids": False}
+    style_defaults: ClassVar[dict[str, Any]] = {
+        "stream_p": 0.7,
+        "reasoning_p": 0.3,
+        "small_model_p": 0.4,
+        "conversation_ids": False,
+    }
 
     def build(self) -> None:
         rng, n, ctx = self.rng, self.n, self.ctx
@@ -431,7 +543,9 @@ class LegitReseller(Persona):
         rng = self.rng
         counts = daily_counts(rng, self.rate, 1.0, dispersion=20.0)
         acc = np.repeat(np.arange(self.n), counts)
-        ts = hours_to_times(rng, self.ctx.day_start(d), len(acc), PROFILES["service"], rng.choice([-6.0, 1.0, 8.0], len(acc)))
+        ts = hours_to_times(
+            rng, self.ctx.day_start(d), len(acc), PROFILES["service"], rng.choice([-6.0, 1.0, 8.0], len(acc))
+        )
         kind = pick(rng, {"reseller_mix": 0.6, "chat": 0.2, "coding_question": 0.2}, len(acc))
         return Plan(acc=acc, ts=ts, kind=kind)
 
@@ -449,8 +563,13 @@ class EnterpriseSynthetic(Persona):
 
     label = "legit.enterprise_synthetic_data"
     style_defaults: ClassVar[dict[str, Any]] = {
-        "stream_p": 0.0, "reasoning_p": 0.2, "small_model_p": 0.2, "batch_p": 0.7, "conversation_ids": False,
-        "temperature": {1.0: 0.6, 0.9: 0.4}, "max_tokens": {4096: 0.6, 8192: 0.4},
+        "stream_p": 0.0,
+        "reasoning_p": 0.2,
+        "small_model_p": 0.2,
+        "batch_p": 0.7,
+        "conversation_ids": False,
+        "temperature": {1.0: 0.6, 0.9: 0.4},
+        "max_tokens": {4096: 0.6, 8192: 0.4},
     }
 
     def build(self) -> None:
@@ -459,7 +578,9 @@ class EnterpriseSynthetic(Persona):
         self.set_ips([ctx.address.sample("cloud", 3, rng, country="US") for _ in range(n)])
         self.set_clients(ctx.clients.mix({"openai-python": 1.0}, n, rng), np.arange(n))
         self.rate = np.exp(rng.normal(np.log(float(self.param("daily_median", 1200))), 0.4, n))
-        self.job_days = [set(rng.choice(ctx.days, max(1, ctx.days // 2), replace=False).tolist()) for _ in range(n)]
+        self.job_days = [
+            set(rng.choice(ctx.days, max(1, ctx.days // 2), replace=False).tolist()) for _ in range(n)
+        ]
         self.draft = AccountDraft(
             pathway=np.full(n, "enterprise", dtype=object),
             created_us=_created(rng, ctx.start_us, n, 300, 3 * YEAR_DAYS),
@@ -499,7 +620,11 @@ class _Campaign(Persona):
     def queue_times(self, d: int, n: int, profile: str = "operator") -> np.ndarray:
         """Job times of one day: batch runs of the operator's pipeline (see ``burst_times``)."""
         return burst_times(
-            self.rng, self.ctx.day_start(d), n, PROFILES[profile], self.operator_tz(),
+            self.rng,
+            self.ctx.day_start(d),
+            n,
+            PROFILES[profile],
+            self.operator_tz(),
             runs_per_day=float(self.param("runs_per_day", self.runs_per_day)),
             run_minutes=float(self.param("run_minutes", self.run_minutes)),
         )
@@ -523,8 +648,13 @@ class CotHarvest(_Campaign):
 
     label = "attack.cot_harvest"
     style_defaults: ClassVar[dict[str, Any]] = {
-        "stream_p": 0.05, "reasoning_p": 0.9, "small_model_p": 0.0, "conversation_ids": False,
-        "temperature": {0.7: 0.6, 1.0: 0.4}, "max_tokens": {8192: 0.6, 4096: 0.4}, "err429_p": 0.02,
+        "stream_p": 0.05,
+        "reasoning_p": 0.9,
+        "small_model_p": 0.0,
+        "conversation_ids": False,
+        "temperature": {0.7: 0.6, 1.0: 0.4},
+        "max_tokens": {8192: 0.6, 4096: 0.4},
+        "err429_p": 0.02,
     }
 
     def build(self) -> None:
@@ -532,14 +662,24 @@ class CotHarvest(_Campaign):
         country = self.cover_countries(n)
         self.tz = np.full(n, self.operator_tz())
         servers = ctx.address.sample("hosting", int(self.param("servers", 4)), rng)
-        pools = [np.concatenate([ctx.address.sample("residential", 2, rng, country=str(c)),
-                                 rng.choice(servers, 1)]) for c in country]
+        pools = [
+            np.concatenate(
+                [ctx.address.sample("residential", 2, rng, country=str(c)), rng.choice(servers, 1)]
+            )
+            for c in country
+        ]
         self.set_ips(pools)
-        harness = ctx.clients.sample("openai-python", 1, rng, recent=0.3) + ctx.clients.sample("python-httpx", 1, rng)
+        harness = ctx.clients.sample("openai-python", 1, rng, recent=0.3) + ctx.clients.sample(
+            "python-httpx", 1, rng
+        )
         self.set_clients(harness, (rng.random(n) < 0.15).astype(np.int64))
         cards = int(self.param("payment_methods", max(2, n // 12)))
         shared = rng.random(n) < 0.75
-        payment = np.where(shared, np.char.add("opA-card-", rng.integers(0, cards, n).astype(str)), np.char.add("own-", np.arange(n).astype(str)))
+        payment = np.where(
+            shared,
+            np.char.add("opA-card-", rng.integers(0, cards, n).astype(str)),
+            np.char.add("own-", np.arange(n).astype(str)),
+        )
         waves = int(self.param("signup_waves", 3))
         wave = rng.integers(0, waves, n)
         wave_t = ctx.start_us + (self.window[0] - rng.uniform(3, 25, waves)) * DAY
@@ -549,9 +689,15 @@ class CotHarvest(_Campaign):
         self.draft = AccountDraft(
             pathway=pick(rng, {"self_serve": 0.65, "startup_program": 0.35}, n),
             created_us=created,
-            email_domain=np.where(rng.random(n) < 0.2, np.array(DISPOSABLE, dtype=object)[rng.integers(0, len(DISPOSABLE), n)], _freemail(rng, n)),
+            email_domain=np.where(
+                rng.random(n) < 0.2,
+                np.array(DISPOSABLE, dtype=object)[rng.integers(0, len(DISPOSABLE), n)],
+                _freemail(rng, n),
+            ),
             declared_country=country,
-            signup_ip=np.where(rng.random(n) < 0.6, rng.choice(servers, n), np.array([p[0] for p in pools], dtype=object)),
+            signup_ip=np.where(
+                rng.random(n) < 0.6, rng.choice(servers, n), np.array([p[0] for p in pools], dtype=object)
+            ),
             payment=payment.astype(object),
             verified=rng.random(n) < 0.3,
             org=np.full(n, None, dtype=object),
@@ -564,8 +710,19 @@ class CotHarvest(_Campaign):
         ts = self.queue_times(d, k)
         active = np.sort(rng.choice(self.n, max(1, int(self.n * rng.uniform(0.6, 0.95))), replace=False))
         acc = round_robin(rng, ts, active, shuffle_p=0.1)
-        kind = pick(rng, self.param("mix", {"cot_harvest": 0.45, "answer_rationalization": 0.2,
-                                             "rubric_grading": 0.2, "safe_rewrite": 0.15}), k)
+        kind = pick(
+            rng,
+            self.param(
+                "mix",
+                {
+                    "cot_harvest": 0.45,
+                    "answer_rationalization": 0.2,
+                    "rubric_grading": 0.2,
+                    "safe_rewrite": 0.15,
+                },
+            ),
+            k,
+        )
         return self.clip_window(Plan(acc=acc, ts=ts, kind=kind))
 
     def _lang_mix(self, kind: str) -> float:
@@ -582,29 +739,62 @@ class AgenticExtraction(_Campaign):
 
     label = "attack.agentic_extraction"
     style_defaults: ClassVar[dict[str, Any]] = {
-        "stream_p": 0.4, "reasoning_p": 0.7, "small_model_p": 0.05, "tools_p": 0.6, "tools_kind": "tool_use",
-        "ctx_growth": 900, "max_tokens": {8192: 0.5, 4096: 0.3, None: 0.2}, "err429_p": 0.01,
+        "stream_p": 0.4,
+        "reasoning_p": 0.7,
+        "small_model_p": 0.05,
+        "tools_p": 0.6,
+        "tools_kind": "tool_use",
+        "ctx_growth": 900,
+        "max_tokens": {8192: 0.5, 4096: 0.3, None: 0.2},
+        "err429_p": 0.01,
     }
 
     def build(self) -> None:
         rng, n, ctx = self.rng, self.n, self.ctx
-        pathway = pick(rng, self.param("pathways", {"education": 0.35, "research_program": 0.3, "startup_program": 0.35}), n)
+        pathway = pick(
+            rng,
+            self.param("pathways", {"education": 0.35, "research_program": 0.3, "startup_program": 0.35}),
+            n,
+        )
         country = self.cover_countries(n)
         self.tz = np.full(n, self.operator_tz()) + rng.normal(0, 0.5, n)
         kinds = rng.choice(["residential", "cloud", "hosting", "mobile"], n, p=[0.45, 0.25, 0.2, 0.1])
-        self.set_ips([ctx.address.sample(str(kinds[i]), int(rng.integers(1, 4)), rng, country=str(country[i]) if kinds[i] != "hosting" else None)
-                      for i in range(n)])
-        fams = {"openai-python": 0.3, "anthropic-python": 0.25, "openai-node": 0.15, "python-httpx": 0.1,
-                "langchain": 0.1, "litellm": 0.1}
+        self.set_ips(
+            [
+                ctx.address.sample(
+                    cast(NetKind, str(kinds[i])),
+                    int(rng.integers(1, 4)),
+                    rng,
+                    country=str(country[i]) if kinds[i] != "hosting" else None,
+                )
+                for i in range(n)
+            ]
+        )
+        fams: dict[ClientFamily, float] = {
+            "openai-python": 0.3,
+            "anthropic-python": 0.25,
+            "openai-node": 0.15,
+            "python-httpx": 0.1,
+            "langchain": 0.1,
+            "litellm": 0.1,
+        }
         clients = ctx.clients.mix(fams, 12, rng)
         self.set_clients(clients, rng.integers(0, len(clients), n))
         edu = pathway == "education"
         email = np.where(rng.random(n) < 0.3, company_domains(rng, n), _freemail(rng, n))
-        email[edu] = np.array([u[0] for u in UNIVERSITIES], dtype=object)[rng.integers(0, len(UNIVERSITIES), int(edu.sum()))]
+        email[edu] = np.array([u[0] for u in UNIVERSITIES], dtype=object)[
+            rng.integers(0, len(UNIVERSITIES), int(edu.sum()))
+        ]
         cards = rng.integers(0, max(2, n // 20), n)
         no_pay = np.isin(pathway, ["education", "research_program"]) & (rng.random(n) < 0.7)
-        payment = np.where(no_pay, None, np.char.add("opB-card-", cards.astype(str)).astype(object))
-        self.staff = [f"{h}" for h in self.param("staff_handles", ["lw.eval", "zhangq-dev", "mk_harness", "yjc.rl", "tan.data", "opsbot-7"])]
+        payment = np.char.add("opB-card-", cards.astype(str)).astype(object)
+        payment[no_pay] = None
+        self.staff = [
+            f"{h}"
+            for h in self.param(
+                "staff_handles", ["lw.eval", "zhangq-dev", "mk_harness", "yjc.rl", "tan.data", "opsbot-7"]
+            )
+        ]
         self.set_adoption(rng.exponential(48, n) + 12, rng.uniform(0.3, 0.6, n))
         self.rate = np.exp(rng.normal(np.log(1.0), 0.6, n))
         self.draft = AccountDraft(
@@ -630,13 +820,33 @@ class AgenticExtraction(_Campaign):
         starts = hours_to_times(rng, self.ctx.day_start(d), n_sessions, PROFILES["operator"], self.tz[acc_s])
         sess, turn, ts = sessionize(rng, starts, mean_turns, 4.0, max_turns=12)
         acc = acc_s[sess]
-        phase2 = (d - self.window[0]) / max(1e-9, self.window[1] - self.window[0]) >= float(self.param("trace_phase_at", 0.65))
-        mix = {"agentic_coding": 0.3, "tool_use": 0.25, "computer_use": 0.15, "vision": 0.15, "coding_question": 0.15}
+        phase2 = (d - self.window[0]) / max(1e-9, self.window[1] - self.window[0]) >= float(
+            self.param("trace_phase_at", 0.65)
+        )
+        mix = {
+            "agentic_coding": 0.3,
+            "tool_use": 0.25,
+            "computer_use": 0.15,
+            "vision": 0.15,
+            "coding_question": 0.15,
+        }
         if phase2:
             mix = {**{k: v * 0.55 for k, v in mix.items()}, "reasoning_trace": 0.45}
         first = pick(rng, mix, n_sessions)[sess]
-        kind = np.where(turn == 1, first, np.where(np.isin(first, ["agentic_coding", "tool_use", "computer_use"]), "agent_step", first))
-        return self.clip_window(Plan(acc=acc, ts=ts, kind=kind.astype(object), session=self.new_sessions(n_sessions)[sess], turn=turn))
+        kind = np.where(
+            turn == 1,
+            first,
+            np.where(np.isin(first, ["agentic_coding", "tool_use", "computer_use"]), "agent_step", first),
+        )
+        return self.clip_window(
+            Plan(
+                acc=acc,
+                ts=ts,
+                kind=kind.astype(object),
+                session=self.new_sessions(n_sessions)[sess],
+                turn=turn,
+            )
+        )
 
     def metadata(self, plan: Plan, rng: np.random.Generator) -> pa.Array | None:
         n = len(plan)
@@ -665,9 +875,17 @@ class AgenticCodingPivot(_Campaign):
     runs_per_day = 14.0
     run_minutes = 90.0
     style_defaults: ClassVar[dict[str, Any]] = {
-        "stream_p": 0.3, "reasoning_p": 0.6, "small_model_p": 0.0, "tools_p": 0.9, "tools_kind": "agentic_coding",
-        "system_kind": "agent_step", "ctx_growth": 1200, "conversation_ids": False,
-        "max_tokens": {16384: 0.5, 8192: 0.5}, "temperature": {None: 0.5, 0.0: 0.5}, "err429_p": 0.03,
+        "stream_p": 0.3,
+        "reasoning_p": 0.6,
+        "small_model_p": 0.0,
+        "tools_p": 0.9,
+        "tools_kind": "agentic_coding",
+        "system_kind": "agent_step",
+        "ctx_growth": 1200,
+        "conversation_ids": False,
+        "max_tokens": {16384: 0.5, 8192: 0.5},
+        "temperature": {None: 0.5, 0.0: 0.5},
+        "err429_p": 0.03,
     }
 
     def build(self) -> None:
@@ -676,24 +894,35 @@ class AgenticCodingPivot(_Campaign):
         self.tz = np.full(n, self.operator_tz())
         n_pools = max(1, n // int(self.param("pool_size", 25)))
         self.pool = rng.integers(0, n_pools, n)
-        servers = [ctx.address.sample("cloud", int(rng.integers(3, 10)), rng, country=str(rng.choice(["SG", "JP", "US"])))
-                   for _ in range(n_pools)]
+        servers = [
+            ctx.address.sample(
+                "cloud", int(rng.integers(3, 10)), rng, country=str(rng.choice(["SG", "JP", "US"]))
+            )
+            for _ in range(n_pools)
+        ]
         self.set_ips([servers[p] for p in self.pool])
-        official = ctx.clients.sample("anthropic-python", 1, rng, recent=0.5) + ctx.clients.sample("openai-python", 1, rng)
+        official = ctx.clients.sample("anthropic-python", 1, rng, recent=0.5) + ctx.clients.sample(
+            "openai-python", 1, rng
+        )
         spoof = ctx.clients.spoofed("openai-python", "go-http", 1, rng)
         clients = official + spoof
         self.set_clients(clients, rng.choice(3, n, p=[0.45, 0.35, 0.2]))
         self.system_variant = rng.integers(0, 3, n)  # copies of popular coding agents' prompts
         pivot_h = float(self.param("pivot_hours", rng.uniform(3, 20)))
-        self.set_adoption(np.full(n, pivot_h) + rng.uniform(0, 3, n), np.full(n, float(self.param("pivot_share", 0.5))))
+        self.set_adoption(
+            np.full(n, pivot_h) + rng.uniform(0, 3, n), np.full(n, float(self.param("pivot_share", 0.5)))
+        )
         self.draft = AccountDraft(
             pathway=pick(rng, {"startup_program": 0.5, "self_serve": 0.4, "enterprise": 0.1}, n),
             created_us=(ctx.start_us + (self.window[0] - rng.uniform(1, 30, n)) * DAY).astype(np.int64),
             email_domain=np.where(rng.random(n) < 0.5, company_domains(rng, n), _freemail(rng, n)),
             declared_country=country,
             signup_ip=np.array([servers[p][0] for p in self.pool], dtype=object),
-            payment=np.where(rng.random(n) < 0.5, np.char.add("opC-vcc-", rng.integers(0, max(2, n // 6), n).astype(str)),
-                             np.char.add("opC-own-", np.arange(n).astype(str))).astype(object),
+            payment=np.where(
+                rng.random(n) < 0.5,
+                np.char.add("opC-vcc-", rng.integers(0, max(2, n // 6), n).astype(str)),
+                np.char.add("opC-own-", np.arange(n).astype(str)),
+            ).astype(object),
             verified=rng.random(n) < 0.4,
             org=np.full(n, None, dtype=object),
         )
@@ -704,7 +933,9 @@ class AgenticCodingPivot(_Campaign):
         ts = self.queue_times(d, k, "pipeline")
         live = np.nonzero(rng.random(self.n) < 0.85)[0]
         acc = round_robin(rng, ts, live if len(live) else np.arange(self.n), shuffle_p=0.25)
-        kind = pick(rng, {"agentic_coding": 0.6, "coding_question": 0.2, "tool_use": 0.1, "agent_step": 0.1}, k)
+        kind = pick(
+            rng, {"agentic_coding": 0.6, "coding_question": 0.2, "tool_use": 0.1, "agent_step": 0.1}, k
+        )
         turn = np.where(kind == "agent_step", rng.integers(2, 6, k), 1)
         return self.clip_window(Plan(acc=acc, ts=ts, kind=kind, turn=turn))
 
@@ -721,27 +952,43 @@ class HydraReseller(_Campaign):
 
     label = "attack.hydra_reseller"
     style_defaults: ClassVar[dict[str, Any]] = {
-        "stream_p": 0.4, "reasoning_p": 0.5, "small_model_p": 0.2, "conversation_ids": False, "err429_p": 0.01,
+        "stream_p": 0.4,
+        "reasoning_p": 0.5,
+        "small_model_p": 0.2,
+        "conversation_ids": False,
+        "err429_p": 0.01,
     }
 
     def build(self) -> None:
         rng, n, ctx = self.rng, self.n, self.ctx
         country = pick(rng, {**COVER_COUNTRIES, "BR": 0.05, "IN": 0.05, "NL": 0.05, "ES": 0.04}, n)
         self.tz = np.full(n, self.operator_tz())
-        exits = np.concatenate([
-            ctx.address.sample("residential", int(self.param("residential_exits", max(300, 3 * n))), rng),
-            ctx.address.sample("hosting", int(self.param("datacenter_exits", max(60, n // 3))), rng),
-            ctx.address.sample("mobile", max(60, n // 3), rng),
-        ])
+        exits = np.concatenate(
+            [
+                ctx.address.sample("residential", int(self.param("residential_exits", max(300, 3 * n))), rng),
+                ctx.address.sample("hosting", int(self.param("datacenter_exits", max(60, n // 3))), rng),
+                ctx.address.sample("mobile", max(60, n // 3), rng),
+            ]
+        )
         self.exits = exits
-        self.leak_ips = np.concatenate([ctx.address.sample("residential", 5, rng, country=c) for c in ("CN", "HK")])
+        self.leak_ips = np.concatenate(
+            [ctx.address.sample("residential", 5, rng, country=c) for c in ("CN", "HK")]
+        )
         self.set_ips([exits])  # all accounts rotate through the same exit pool
         self.ip_off = np.zeros(n, dtype=np.int64)
         self.ip_len = np.full(n, len(exits), dtype=np.int64)
-        clients = ctx.clients.mix({"openai-python": 0.4, "openai-node": 0.2, "python-requests": 0.2, "anthropic-python": 0.2}, 20, rng)
+        clients = ctx.clients.mix(
+            {"openai-python": 0.4, "openai-node": 0.2, "python-requests": 0.2, "anthropic-python": 0.2},
+            20,
+            rng,
+        )
         clients += ctx.clients.spoofed("openai-python", "go-http", 2, rng)
         self.set_clients(clients, rng.integers(0, len(clients), n))
-        email = np.where(rng.random(n) < 0.3, np.array(DISPOSABLE, dtype=object)[rng.integers(0, len(DISPOSABLE), n)], _freemail(rng, n))
+        email = np.where(
+            rng.random(n) < 0.3,
+            np.array(DISPOSABLE, dtype=object)[rng.integers(0, len(DISPOSABLE), n)],
+            _freemail(rng, n),
+        )
         self.set_adoption(rng.exponential(30, n), rng.uniform(0.2, 0.6, n))
         self.draft = AccountDraft(
             pathway=pick(rng, {"self_serve": 0.8, "startup_program": 0.1, "education": 0.1}, n),
@@ -749,8 +996,11 @@ class HydraReseller(_Campaign):
             email_domain=email,
             declared_country=country,
             signup_ip=rng.choice(exits, n),
-            payment=np.where(rng.random(n) < 0.15, np.char.add("hydra-pool-", rng.integers(0, max(2, n // 40), n).astype(str)),
-                             np.char.add("prepaid-", np.arange(n).astype(str))).astype(object),
+            payment=np.where(
+                rng.random(n) < 0.15,
+                np.char.add("hydra-pool-", rng.integers(0, max(2, n // 40), n).astype(str)),
+                np.char.add("prepaid-", np.arange(n).astype(str)),
+            ).astype(object),
             verified=rng.random(n) < 0.2,
             org=np.full(n, None, dtype=object),
         )
@@ -764,8 +1014,11 @@ class HydraReseller(_Campaign):
         # spread over the farm so every account stays a light user
         acc = rng.integers(0, self.n, k)
         camp = np.arange(k) < distill
-        kind = np.where(camp, pick(rng, {"capability_sweep": 0.6, "cot_harvest": 0.25, "coding_question": 0.15}, k),
-                        pick(rng, {"chat": 0.6, "coding_question": 0.25, "chat_followup": 0.15}, k)).astype(object)
+        kind = np.where(
+            camp,
+            pick(rng, {"capability_sweep": 0.6, "cot_harvest": 0.25, "coding_question": 0.15}, k),
+            pick(rng, {"chat": 0.6, "coding_question": 0.25, "chat_followup": 0.15}, k),
+        ).astype(object)
         return self.clip_window(Plan(acc=acc, ts=ts, kind=kind, campaign=camp))
 
     def render(self, plan: Plan, rng: np.random.Generator) -> tuple[pa.Table, pa.Table]:
@@ -774,14 +1027,18 @@ class HydraReseller(_Campaign):
         if leak.any():
             ips = np.asarray(table.column("ip").to_pylist(), dtype=object)
             ips[leak] = rng.choice(self.leak_ips, int(leak.sum()))
-            table = table.set_column(table.schema.get_field_index("ip"), "ip", pa.array(ips, type=pa.string()))
+            table = table.set_column(
+                table.schema.get_field_index("ip"), "ip", pa.array(ips, type=pa.string())
+            )
         return table, labels
 
     def _lang_mix(self, kind: str) -> float:
         return float(self.param("lang_mix", 0.1))
 
 
-def _json_user(prefix: str, ids: np.ndarray, acc: np.ndarray, ns: int, share: float, rng: np.random.Generator) -> pa.Array:
+def _json_user(
+    prefix: str, ids: np.ndarray, acc: np.ndarray, ns: int, share: float, rng: np.random.Generator
+) -> pa.Array:
     """``{"user": "<prefix><hash>"}`` for a share of requests (end-user ids a backend forwards)."""
     from distillshield.simulate.ids import hex_ids
 

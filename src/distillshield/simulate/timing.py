@@ -15,23 +15,38 @@ DAY = 24 * HOUR
 
 def _norm(w: list[float]) -> np.ndarray:
     a = np.asarray(w, dtype=np.float64)
-    return a / a.sum()
+    out: np.ndarray = a / a.sum()
+    return out
 
 
 #: Share of a day's requests per local hour. Shapes follow well-known web/API traffic:
 #: people work 9-18 with a lunch dip and a smaller evening peak; services follow their own
 #: customers' day but never stop; an automated pipeline runs flat around the clock.
 PROFILES: dict[str, np.ndarray] = {
-    "office": _norm([1, 0.6, 0.4, 0.3, 0.3, 0.5, 1, 3, 6, 9, 10, 10, 7, 9, 10, 10, 9, 7, 4, 3, 3, 2.5, 2, 1.5]),
-    "individual": _norm([2, 1.2, 0.7, 0.4, 0.3, 0.4, 0.8, 2, 4, 6, 7, 7, 6, 7, 7, 7, 6, 6, 6, 7, 7, 6, 5, 3.5]),
-    "service": _norm([4, 3.5, 3, 3, 3, 3.5, 4.5, 6, 7.5, 8.5, 9, 9, 8.5, 9, 9, 9, 8.5, 8, 7, 6.5, 6, 5.5, 5, 4.5]),
-    "pipeline": _norm([9, 9, 9.5, 9, 9, 9.5, 9, 9.5, 10, 10, 10, 10, 9.5, 10, 10, 10, 10, 10, 9.5, 9.5, 9, 9, 9, 9]),
+    "office": _norm(
+        [1, 0.6, 0.4, 0.3, 0.3, 0.5, 1, 3, 6, 9, 10, 10, 7, 9, 10, 10, 9, 7, 4, 3, 3, 2.5, 2, 1.5]
+    ),
+    "individual": _norm(
+        [2, 1.2, 0.7, 0.4, 0.3, 0.4, 0.8, 2, 4, 6, 7, 7, 6, 7, 7, 7, 6, 6, 6, 7, 7, 6, 5, 3.5]
+    ),
+    "service": _norm(
+        [4, 3.5, 3, 3, 3, 3.5, 4.5, 6, 7.5, 8.5, 9, 9, 8.5, 9, 9, 9, 8.5, 8, 7, 6.5, 6, 5.5, 5, 4.5]
+    ),
+    "pipeline": _norm(
+        [9, 9, 9.5, 9, 9, 9.5, 9, 9.5, 10, 10, 10, 10, 9.5, 10, 10, 10, 10, 10, 9.5, 9.5, 9, 9, 9, 9]
+    ),
     # an operator's pipeline supervised in office hours: flat, with more throughput when staff are in
     "operator": _norm([5, 5, 5, 5, 5, 5, 5, 6, 8, 10, 10, 10, 9, 10, 10, 10, 10, 9, 8, 7, 6, 6, 5, 5]),
 }
 
 #: Relative activity on Saturday/Sunday by profile (1.0 = no weekly rhythm).
-WEEKEND: dict[str, float] = {"office": 0.25, "individual": 0.7, "service": 0.8, "pipeline": 1.0, "operator": 0.9}
+WEEKEND: dict[str, float] = {
+    "office": 0.25,
+    "individual": 0.7,
+    "service": 0.8,
+    "pipeline": 1.0,
+    "operator": 0.9,
+}
 
 
 def is_weekend(day_start_us: int) -> bool:
@@ -55,7 +70,8 @@ def hours_to_times(
     local = rng.choice(24, size=n, p=profile).astype(np.float64)
     utc = np.mod(local - tz_hours, 24.0)
     secs = utc * 3600.0 + rng.random(n) * 3600.0
-    return day_start_us + (secs * US).astype(np.int64)
+    out: np.ndarray = day_start_us + (secs * US).astype(np.int64)
+    return out
 
 
 def daily_counts(
@@ -154,5 +170,6 @@ def burst_times(
     starts = hours_to_times(rng, day_start_us, k, profile, np.full(k, tz_hours))
     length = np.clip(rng.lognormal(np.log(run_minutes), 0.5, k), 5.0, 600.0) * 60 * US
     run = rng.choice(k, size=n, p=length / length.sum())
-    ts = starts[run] + (rng.random(n) * length[run]).astype(np.int64)
-    return np.minimum(ts, day_start_us + DAY - 1)
+    ts: np.ndarray = starts[run] + (rng.random(n) * length[run]).astype(np.int64)
+    clipped: np.ndarray = np.minimum(ts, day_start_us + DAY - 1)
+    return clipped
