@@ -165,7 +165,7 @@ def baseline(
     """A deliberately trivial volume-threshold detector (the reference every detector must beat)."""
     from distillshield.scoring.baseline import volume_baseline
 
-    with _errors():
+    with _errors(), err.status("scoring accounts (volume baseline)"):
         volume_baseline(data, out, quantile=quantile)
     console.print(f"wrote {out}")
 
@@ -185,7 +185,7 @@ def evaluate(
     from distillshield.evaluate import evaluate as run
     from distillshield.evaluate import render_report
 
-    with _errors():
+    with _errors(), err.status("evaluating detections against ground truth"):
         report = run(labels, detections, data_dir=data)
     _print_report(render_report(report))
     if json_out is not None:
@@ -228,8 +228,9 @@ def demo(
         console.print(
             "[bold]detector:[/] volume-threshold baseline (placeholder until campaign detection lands)"
         )
-        volume_baseline(data, det)
-        report = run_eval(data / "labels", det, data_dir=data)
+        with err.status("detecting and evaluating"):
+            volume_baseline(data, det)
+            report = run_eval(data / "labels", det, data_dir=data)
     _print_report(render_report(report))
     (out / "evaluation.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
     console.print(f"wrote {out}/data, {out}/detections and {out}/evaluation.json")

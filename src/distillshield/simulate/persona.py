@@ -212,10 +212,15 @@ class Persona(ABC):
         self.ip_len = lens
         self.ip_off = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
         self.ip_pool = np.concatenate([np.asarray(p, dtype=object) for p in pools])
+        self._ip_arr = pa.array(self.ip_pool, type=pa.string())
 
     def set_clients(self, clients: list[Client], per_account: np.ndarray) -> None:
         self.clients = clients
         self.acc_client = per_account.astype(np.int64)
+        # column views used by every render call
+        self._fam = np.array([c.family for c in clients], dtype=object)
+        self._ua = pa.array([c.user_agent for c in clients], type=pa.string())
+        self._tls = pa.array([c.tls_fingerprint for c in clients], type=pa.string())
 
     def set_adoption(self, lag_hours: np.ndarray, share: np.ndarray) -> None:
         """Per account: hours after a new model's release before it moves ``share`` of traffic."""
@@ -359,11 +364,8 @@ class Persona(ABC):
         reasoning_model = np.isin(model, reasoning_names)
 
         # --- client, endpoint ---
-        fam = np.array([c.family for c in self.clients], dtype=object)
-        ua = np.array([c.user_agent for c in self.clients], dtype=object)
-        tls = np.array([c.tls_fingerprint for c in self.clients], dtype=object)
         ci = self.acc_client[acc]
-        fam_r = fam[ci]
+        fam_r = self._fam[ci]
         endpoint = np.full(n, "chat.completions", dtype=object)
         anth = np.isin(fam_r, ["anthropic-python", "anthropic-typescript"])
         endpoint[anth] = "messages"
@@ -417,7 +419,9 @@ class Persona(ABC):
             prompt_out = pa.nulls(n, pa.string())
             sys_out = np.full(n, None, dtype=object)
 
-        ip = self.ip_pool[self.ip_off[acc] + rng.integers(0, 1 << 30, size=n) % self.ip_len[acc]]
+        ip = self._ip_arr.take(
+            pa.array(self.ip_off[acc] + rng.integers(0, 1 << 30, size=n) % self.ip_len[acc])
+        )
         conv = None
         if st.conversation_ids:
             conv = hex_ids("conv_", self.ns ^ 0x5A5A, np.maximum(session, 0), width=16)
@@ -435,9 +439,9 @@ class Persona(ABC):
                 "api_key_id": api_key,
                 "model": pa.array(model, type=pa.string()),
                 "endpoint": pa.array(endpoint, type=pa.string()),
-                "ip": pa.array(ip, type=pa.string()),
-                "user_agent": pa.array(ua[ci], type=pa.string()),
-                "tls_fingerprint": pa.array(tls[ci], type=pa.string()),
+                "ip": ip,
+                "user_agent": self._ua.take(pa.array(ci)),
+                "tls_fingerprint": self._tls.take(pa.array(ci)),
                 "metadata": metadata if metadata is not None else pa.nulls(n, pa.string()),
                 "conversation_id": conv if conv is not None else pa.nulls(n, pa.string()),
                 "n_messages": pa.array((2 * turn - 1).astype(np.int32)),

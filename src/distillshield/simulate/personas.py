@@ -11,6 +11,7 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillshield.simulate.clients import ClientFamily
 from distillshield.simulate.geo import (
@@ -813,12 +814,14 @@ class AgenticExtraction(_Campaign):
         budget = self.daily_budget(d)
         if budget <= 0:
             return Plan.concat([])
-        mean_turns = 4.0
-        n_sessions = int(rng.poisson(budget / mean_turns))
+        mean_turns, cap = 4.0, 12
+        # expected turns of a geometric session capped at `cap` turns
+        expected = (1 - (1 - 1 / mean_turns) ** cap) * mean_turns
+        n_sessions = int(rng.poisson(budget / expected))
         # each account runs its share of sessions; volume is uneven across accounts
         acc_s = rng.choice(self.n, n_sessions, p=self.rate / self.rate.sum())
         starts = hours_to_times(rng, self.ctx.day_start(d), n_sessions, PROFILES["operator"], self.tz[acc_s])
-        sess, turn, ts = sessionize(rng, starts, mean_turns, 4.0, max_turns=12)
+        sess, turn, ts = sessionize(rng, starts, mean_turns, 4.0, max_turns=cap)
         acc = acc_s[sess]
         phase2 = (d - self.window[0]) / max(1e-9, self.window[1] - self.window[0]) >= float(
             self.param("trace_phase_at", 0.65)
@@ -1025,11 +1028,9 @@ class HydraReseller(_Campaign):
         table, labels = super().render(plan, rng)
         leak = rng.random(len(plan)) < float(self.param("leak_share", 0.01))
         if leak.any():
-            ips = np.asarray(table.column("ip").to_pylist(), dtype=object)
-            ips[leak] = rng.choice(self.leak_ips, int(leak.sum()))
-            table = table.set_column(
-                table.schema.get_field_index("ip"), "ip", pa.array(ips, type=pa.string())
-            )
+            leaked = pa.array(rng.choice(self.leak_ips, len(plan)), type=pa.string())
+            ips = pc.if_else(pa.array(leak), leaked, table.column("ip"))
+            table = table.set_column(table.schema.get_field_index("ip"), "ip", ips)
         return table, labels
 
     def _lang_mix(self, kind: str) -> float:
@@ -1043,8 +1044,6 @@ def _json_user(
     from distillshield.simulate.ids import hex_ids
 
     keyed = hex_ids(prefix, ns, ids.astype(np.uint64) * np.uint64(1 << 20) + acc.astype(np.uint64), width=10)
-    import pyarrow.compute as pc
-
     js = pc.binary_join_element_wise('{"user": "', keyed, '"}', "")
     return pc.if_else(pa.array(rng.random(len(ids)) < share), js, pa.nulls(len(ids), pa.string()))
 
