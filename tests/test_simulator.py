@@ -356,6 +356,9 @@ def test_scaled_scenario_and_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(ScenarioError, match="bogus"):
         load_scenario(bad)
+    typo = sc.model_copy(update={"legitimate": [sc.legitimate[0].model_copy(update={"params": {"sesions": 2}})]})
+    with pytest.raises(ScenarioError, match=r"unknown param\(s\) \['sesions'\]"):
+        simulate(typo, tmp_path / "typo", scale=0.01)
     with pytest.raises(ScenarioError, match="not empty"):
         out = tmp_path / "o"
         out.mkdir()

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distillshield.errors import ScenarioError
 from distillshield.simulate.clients import Client
 from distillshield.simulate.context import SimContext
 from distillshield.simulate.ids import hex_ids, stable_hash
@@ -149,6 +150,8 @@ class Persona(ABC):
     label: ClassVar[str]
     #: The ``Style`` a persona starts from; scenario ``params`` override fields of it.
     style_defaults: ClassVar[dict[str, Any]] = {}
+    #: Behaviour parameters a scenario may set (name -> meaning); anything else is an error.
+    params_doc: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -169,6 +172,10 @@ class Persona(ABC):
         self.actor = actor
         self.exchanges = exchanges
         self.window = window or (0.0, float(ctx.days))
+        unknown = sorted(k for k in params if not hasattr(Style, k) and k not in self.params_doc)
+        if unknown:
+            known = sorted([*self.params_doc, *Style.__dataclass_fields__])
+            raise ScenarioError(f"{key}: unknown param(s) {unknown}; known: {', '.join(known)}")
         self.rng = ctx.rng("persona", key)
         self.ns = stable_hash(ctx.seed, key)
         style = {**self.style_defaults, **{k: v for k, v in params.items() if hasattr(Style, k)}}

@@ -115,6 +115,9 @@ class IndividualDeveloper(Persona):
     """
 
     label = "legit.individual_developer"
+    params_doc: ClassVar[dict[str, str]] = {
+        "sessions_median": "median sessions per active day (log-normal, sigma 1.1)"
+    }
     style_defaults: ClassVar[dict[str, Any]] = {"stream_p": 0.55, "reasoning_p": 0.3, "small_model_p": 0.45}
 
     def build(self) -> None:
@@ -188,6 +191,10 @@ class SaasBackend(Persona):
     """
 
     label = "legit.saas_backend"
+    params_doc: ClassVar[dict[str, str]] = {
+        "daily_median": "median requests per day per account",
+        "variant_offset": "first SaaS template id (to vary products between populations)",
+    }
     style_defaults: ClassVar[dict[str, Any]] = {
         "stream_p": 0.2,
         "reasoning_p": 0.05,
@@ -258,6 +265,7 @@ class CodingAgentVendor(Persona):
     """
 
     label = "legit.coding_agent_vendor"
+    params_doc: ClassVar[dict[str, str]] = {"sessions_median": "median agent sessions per day per account"}
     style_defaults: ClassVar[dict[str, Any]] = {
         "stream_p": 0.9,
         "reasoning_p": 0.5,
@@ -312,6 +320,7 @@ class BenchmarkResearcher(Persona):
     """
 
     label = "legit.benchmark_researcher"
+    params_doc: ClassVar[dict[str, str]] = {}
     style_defaults: ClassVar[dict[str, Any]] = {
         "stream_p": 0.1,
         "reasoning_p": 0.6,
@@ -383,6 +392,9 @@ class UniversityClass(Persona):
     """
 
     label = "legit.university_class"
+    params_doc: ClassVar[dict[str, str]] = {
+        "class_size": "students per class (each class has its own campus NAT and lab hours)"
+    }
     style_defaults: ClassVar[dict[str, Any]] = {"stream_p": 0.7, "reasoning_p": 0.2, "small_model_p": 0.6}
 
     def build(self) -> None:
@@ -466,6 +478,9 @@ class CorporateVPN(Persona):
     """
 
     label = "legit.corporate_vpn"
+    params_doc: ClassVar[dict[str, str]] = {
+        "company_size": "employees (accounts) per company behind one egress"
+    }
     style_defaults: ClassVar[dict[str, Any]] = {"stream_p": 0.8, "reasoning_p": 0.3, "small_model_p": 0.4}
 
     def build(self) -> None:
@@ -514,6 +529,7 @@ class LegitReseller(Persona):
     """
 
     label = "legit.reseller"
+    params_doc: ClassVar[dict[str, str]] = {"daily_median": "median requests per day per reseller account"}
     style_defaults: ClassVar[dict[str, Any]] = {
         "stream_p": 0.7,
         "reasoning_p": 0.3,
@@ -563,6 +579,7 @@ class EnterpriseSynthetic(Persona):
     """
 
     label = "legit.enterprise_synthetic_data"
+    params_doc: ClassVar[dict[str, str]] = {"daily_median": "median requests per job day per account"}
     style_defaults: ClassVar[dict[str, Any]] = {
         "stream_p": 0.0,
         "reasoning_p": 0.2,
@@ -648,6 +665,17 @@ class CotHarvest(_Campaign):
     """
 
     label = "attack.cot_harvest"
+    params_doc: ClassVar[dict[str, str]] = {
+        "operator_tz": "operator's UTC offset (default 8)",
+        "declared_countries": "weights of countries accounts declare",
+        "runs_per_day": "batch runs of the pipeline per day",
+        "run_minutes": "median length of a batch run",
+        "lang_mix": "share of prompts in other languages",
+        "servers": "operator servers some traffic leaks through",
+        "payment_methods": "shared cards",
+        "signup_waves": "sign-up batches",
+        "mix": "prompt-kind weights",
+    }
     style_defaults: ClassVar[dict[str, Any]] = {
         "stream_p": 0.05,
         "reasoning_p": 0.9,
@@ -739,6 +767,17 @@ class AgenticExtraction(_Campaign):
     """
 
     label = "attack.agentic_extraction"
+    params_doc: ClassVar[dict[str, str]] = {
+        "operator_tz": "operator's UTC offset (default 8)",
+        "declared_countries": "weights of countries accounts declare",
+        "runs_per_day": "batch runs of the pipeline per day",
+        "run_minutes": "median length of a batch run",
+        "lang_mix": "share of prompts in other languages",
+        "pathways": "weights of sign-up pathways",
+        "staff_handles": "operator staff ids that leak into metadata",
+        "staff_metadata_share": "share of requests carrying a staff id",
+        "trace_phase_at": "fraction of the window after which the reasoning-trace phase starts",
+    }
     style_defaults: ClassVar[dict[str, Any]] = {
         "stream_p": 0.4,
         "reasoning_p": 0.7,
@@ -875,6 +914,16 @@ class AgenticCodingPivot(_Campaign):
     """
 
     label = "attack.agentic_coding_pivot"
+    params_doc: ClassVar[dict[str, str]] = {
+        "operator_tz": "operator's UTC offset (default 8)",
+        "declared_countries": "weights of countries accounts declare",
+        "runs_per_day": "batch runs of the pipeline per day",
+        "run_minutes": "median length of a batch run",
+        "lang_mix": "share of prompts in other languages",
+        "pool_size": "accounts per server pool",
+        "pivot_hours": "hours after a release when traffic moves",
+        "pivot_share": "share of traffic moved to the new model",
+    }
     runs_per_day = 14.0
     run_minutes = 90.0
     style_defaults: ClassVar[dict[str, Any]] = {
@@ -954,6 +1003,18 @@ class HydraReseller(_Campaign):
     """
 
     label = "attack.hydra_reseller"
+    params_doc: ClassVar[dict[str, str]] = {
+        "operator_tz": "operator's UTC offset (default 8)",
+        "declared_countries": "weights of countries accounts declare",
+        "runs_per_day": "batch runs of the pipeline per day",
+        "run_minutes": "median length of a batch run",
+        "lang_mix": "share of prompts in other languages",
+        "residential_exits": "residential proxy exits",
+        "datacenter_exits": "datacenter proxy exits",
+        "customer_share": "unrelated customers' traffic relative to distillation",
+        "leak_share": "share of requests leaking from the home region",
+        "leak_countries": "where leaked requests come from (default CN, HK)",
+    }
     style_defaults: ClassVar[dict[str, Any]] = {
         "stream_p": 0.4,
         "reasoning_p": 0.5,
@@ -975,7 +1036,10 @@ class HydraReseller(_Campaign):
         )
         self.exits = exits
         self.leak_ips = np.concatenate(
-            [ctx.address.sample("residential", 5, rng, country=c) for c in ("CN", "HK")]
+            [
+                ctx.address.sample("residential", 5, rng, country=str(c))
+                for c in self.param("leak_countries", ["CN", "HK"])
+            ]
         )
         self.set_ips([exits])  # all accounts rotate through the same exit pool
         self.ip_off = np.zeros(n, dtype=np.int64)
