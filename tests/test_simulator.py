@@ -356,7 +356,8 @@ def test_scaled_scenario_and_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(ScenarioError, match="bogus"):
         load_scenario(bad)
-    typo = sc.model_copy(update={"legitimate": [sc.legitimate[0].model_copy(update={"params": {"sesions": 2}})]})
+    typo_pop = sc.legitimate[0].model_copy(update={"params": {"sesions": 2}})
+    typo = sc.model_copy(update={"legitimate": [typo_pop]})
     with pytest.raises(ScenarioError, match=r"unknown param\(s\) \['sesions'\]"):
         simulate(typo, tmp_path / "typo", scale=0.01)
     with pytest.raises(ScenarioError, match="not empty"):

@@ -391,19 +391,20 @@ class Persona(ABC):
         ).astype(np.int64)
         tools = None
         has_tools = np.zeros(n, dtype=bool)
-        names: list[str] = []
+        n_tools = np.zeros(n, dtype=np.int64)
         if st.tools_p > 0:
+            # the tool suite follows the request's template variant, so prompts and tools agree
             has_tools = rng.random(n) < st.tools_p
-            names = ctx.text.tool_names(st.tools_kind, 0)
-            k = len(names)
-            offsets = np.concatenate([[0], np.cumsum(np.where(has_tools, k, 0))]).astype(np.int32)
-            values = pa.array(names * int(has_tools.sum()), type=pa.string())
-            tools = pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(~has_tools))
+            suites, row_suite = np.unique(variant, return_inverse=True)
+            names = [ctx.text.tool_names(st.tools_kind, int(v)) for v in suites]
+            per_suite = pa.array(names, type=pa.list_(pa.string()))
+            tools = per_suite.take(pa.array(row_suite, mask=~has_tools))
+            n_tools = np.where(has_tools, np.array([len(x) for x in names])[row_suite], 0)
 
         # --- tokens consistent with text ---
         history = (turn - 1) * st.ctx_growth
         input_tokens = sys_tok + prompt_tok + history + 4 * (2 * turn - 1)
-        input_tokens += np.where(has_tools, 60 * len(names), 0)
+        input_tokens += 60 * n_tools  # tool schemas count as prompt tokens
         output_tokens = resp_tok + reasoning_tok
         output_tokens = np.where(max_tokens > 0, np.minimum(output_tokens, max_tokens), output_tokens)
 

@@ -25,6 +25,7 @@ from distillshield.simulate.geo import (
     pick,
     tz_of,
 )
+from distillshield.simulate.ids import stable_hash
 from distillshield.simulate.network import UNIVERSITY_ASN, NetKind
 from distillshield.simulate.persona import AccountDraft, Persona, Plan
 from distillshield.simulate.timing import (
@@ -305,7 +306,9 @@ class CodingAgentVendor(Persona):
         )
 
     def plan_day(self, d: int) -> Plan:
-        return _human_plan(self, d, self.sessions, 1.0, "service", 14.0, 9.0, self.first_kind, "agent_step")
+        plan = _human_plan(self, d, self.sessions, 1.0, "service", 14.0, 9.0, self.first_kind, "agent_step")
+        plan.variant = self.system_variant[plan.acc]  # the vendor's own agent: its prompts and tools
+        return plan
 
     def metadata(self, plan: Plan, rng: np.random.Generator) -> pa.Array | None:
         session = plan.session if plan.session is not None else np.zeros(len(plan), np.int64)
@@ -629,6 +632,30 @@ class _Campaign(Persona):
     def operator_tz(self) -> float:
         return float(self.param("operator_tz", 8.0))
 
+    def template_sets(self) -> np.ndarray:
+        """The operator's few prompt-template sets (a campaign reuses them across all accounts).
+
+        Each campaign gets its own block of the text source's 64 sets, from a stable hash of
+        its id, so two campaigns rarely share templates — as two operators rarely would.
+        """
+        k = int(self.param("template_sets", 4))
+        base = (stable_hash(self.campaign_id) % 16) * 4
+        return (base + np.arange(k)) % 64
+
+    def render(self, plan: Plan, rng: np.random.Generator) -> tuple[pa.Table, pa.Table]:
+        if plan.variant is None:
+            sets = self.template_sets()
+            plan = Plan(
+                plan.acc,
+                plan.ts,
+                plan.kind,
+                plan.session,
+                plan.turn,
+                sets[rng.integers(0, len(sets), len(plan))],
+                plan.campaign,
+            )
+        return super().render(plan, rng)
+
     def daily_budget(self, d: int) -> float:
         lo, hi = self.window
         span = max(1e-9, hi - lo)
@@ -667,6 +694,7 @@ class CotHarvest(_Campaign):
     label = "attack.cot_harvest"
     params_doc: ClassVar[dict[str, str]] = {
         "operator_tz": "operator's UTC offset (default 8)",
+        "template_sets": "how many prompt-template sets the operator rotates (default 4)",
         "declared_countries": "weights of countries accounts declare",
         "runs_per_day": "batch runs of the pipeline per day",
         "run_minutes": "median length of a batch run",
@@ -769,6 +797,7 @@ class AgenticExtraction(_Campaign):
     label = "attack.agentic_extraction"
     params_doc: ClassVar[dict[str, str]] = {
         "operator_tz": "operator's UTC offset (default 8)",
+        "template_sets": "how many prompt-template sets the operator rotates (default 4)",
         "declared_countries": "weights of countries accounts declare",
         "runs_per_day": "batch runs of the pipeline per day",
         "run_minutes": "median length of a batch run",
@@ -916,6 +945,7 @@ class AgenticCodingPivot(_Campaign):
     label = "attack.agentic_coding_pivot"
     params_doc: ClassVar[dict[str, str]] = {
         "operator_tz": "operator's UTC offset (default 8)",
+        "template_sets": "how many prompt-template sets the operator rotates (default 4)",
         "declared_countries": "weights of countries accounts declare",
         "runs_per_day": "batch runs of the pipeline per day",
         "run_minutes": "median length of a batch run",
@@ -1005,6 +1035,7 @@ class HydraReseller(_Campaign):
     label = "attack.hydra_reseller"
     params_doc: ClassVar[dict[str, str]] = {
         "operator_tz": "operator's UTC offset (default 8)",
+        "template_sets": "how many prompt-template sets the operator rotates (default 4)",
         "declared_countries": "weights of countries accounts declare",
         "runs_per_day": "batch runs of the pipeline per day",
         "run_minutes": "median length of a batch run",
