@@ -376,3 +376,37 @@ def test_content_free_scenario_has_no_text(tmp_path: Path) -> None:
     assert ex.column("prompt").null_count == ex.num_rows == ex.column("response").null_count
     assert ex.column("system_prompt").null_count == ex.num_rows
     assert min(ex.column("input_tokens").to_pylist()) > 0
+
+
+@pytest.mark.corpus
+def test_corpus_mode_draws_real_prompts(tmp_path: Path, prompts_corpus: Path) -> None:
+    """With --corpus, math problems come from GSM8K and chat from real assistant logs."""
+    import gzip
+
+    questions = [
+        json.loads(line)["question"] for line in (prompts_corpus / "capability" / "gsm8k_test.jsonl").open()
+    ]
+    with gzip.open(prompts_corpus / "legit" / "hh_rlhf_helpful_base_test.jsonl.gz", "rt") as fh:
+        first_turns = [
+            json.loads(line)["chosen"].split("\n\nHuman: ")[1].split("\n\nAssistant:")[0] for line in fh
+        ]
+    simulate(load_scenario("default"), tmp_path / "d", scale=0.02, corpus=prompts_corpus)
+    con = _con(tmp_path / "d")
+    bench = [
+        r[0]
+        for r in con.execute(
+            "SELECT prompt FROM exl WHERE persona='legit.benchmark_researcher' "
+            "AND prompt LIKE '%step by step%' LIMIT 200"
+        ).fetchall()
+    ]
+    assert bench and sum(any(q[:60] in p for q in questions[:1319]) for p in bench[:50]) >= 25
+    chat = [
+        r[0]
+        for r in con.execute(
+            "SELECT prompt FROM exl WHERE persona='legit.individual_developer' AND n_messages=1 LIMIT 300"
+        ).fetchall()
+    ]
+    hits = sum(any(t[:40] in p for t in first_turns if len(t) > 40) for p in chat[:100])
+    assert hits >= 5
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["corpus"] == str(prompts_corpus)

@@ -349,6 +349,7 @@ class BenchmarkResearcher(Persona):
         self.set_clients(clients, np.arange(n))
         self.burst_day = rng.integers(0, ctx.days, n)
         self.burst_size = rng.integers(250, 1319, n)
+        self.eval_format = rng.integers(0, 64, n)  # each lab's harness words its prompt its own way
         self.set_adoption(rng.exponential(48, n), rng.uniform(0.3, 1.0, n))
         self.draft = AccountDraft(
             pathway=pick(rng, {"research_program": 0.5, "education": 0.3, "self_serve": 0.2}, n),
@@ -383,7 +384,14 @@ class BenchmarkResearcher(Persona):
             # a script with a few parallel workers: steady spacing, small jitter
             ts = t0 + np.sort(rng.uniform(0, k * rng.uniform(1.5, 6.0), k) * US).astype(np.int64)
             ts = np.minimum(ts, day0 + DAY - 1)
-            plans.append(Plan(acc=np.full(k, a), ts=ts, kind=np.full(k, "benchmark_math", dtype=object)))
+            plans.append(
+                Plan(
+                    acc=np.full(k, a),
+                    ts=ts,
+                    kind=np.full(k, "benchmark_math", dtype=object),
+                    variant=np.full(k, self.eval_format[a]),
+                )
+            )
         return Plan.concat(plans)
 
 
