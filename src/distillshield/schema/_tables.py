@@ -115,7 +115,15 @@ ACCOUNT_LABELS = TableSpec(
 
 EXCHANGE_LABELS = TableSpec(
     "labels/exchanges",
-    pa.schema([_f("request_id", pa.string(), False), _f("campaign_id", pa.string())]),
+    pa.schema(
+        [
+            _f("request_id", pa.string(), False),
+            _f("campaign_id", pa.string()),
+            _f("capability", pa.string()),
+            _f("cot_elicit", pa.bool_()),
+            _f("template_id", pa.int32()),
+        ]
+    ),
     key="request_id",
 )
 

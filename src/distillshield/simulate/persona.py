@@ -314,6 +314,7 @@ class Persona(ABC):
         cot = np.zeros(n, dtype=bool)
         resp_tok = np.zeros(n, dtype=np.int64)
         capability = np.empty(n, dtype=object)
+        frame = np.full(n, -1, dtype=np.int64)
         order: list[np.ndarray] = []
         p_parts: list[pa.Array] = []
         r_parts: list[pa.Array] = []
@@ -324,6 +325,7 @@ class Persona(ABC):
             )
             cot[idx] = pb.cot_elicit
             capability[idx] = pb.capability
+            frame[idx] = pb.frame
             rb = ctx.text.responses(
                 RESPONSE_KIND.get(str(kind), "chat"), len(idx), rng, visible_reasoning=pb.cot_elicit
             )
@@ -474,10 +476,12 @@ class Persona(ABC):
                 "campaign_id": pa.array(
                     np.full(n, self.campaign_id, dtype=object), type=pa.string(), mask=~camp
                 ),
+                # request-level truth for the request signals (template, CoT elicitation, capability)
+                "capability": pa.array(capability, type=pa.string()),
+                "cot_elicit": pa.array(cot),
+                "template_id": pa.array(frame.astype(np.int32), mask=frame < 0),
             }
         )
-        self.last_capability = capability
-        self.last_cot = cot
         return table, labels
 
     def metadata(self, plan: Plan, rng: np.random.Generator) -> pa.Array | None:

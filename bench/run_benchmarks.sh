@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Reproduce every figure in docs/benchmarks.md (about 10 minutes on a 2-core machine).
+# usage: bench/run_benchmarks.sh [WORKDIR]   (needs ./scripts/demo.sh or test.sh to have made .venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+W=${1:-/tmp/distillshield-bench}
+mkdir -p "$W"
+BIN=.venv/bin
+echo "## simulator, default scenario (3 runs)"
+$BIN/python bench/bench_simulate.py --scenario default --repeat 3 --out "$W/default"
+echo "## seed-scale: simulate, baseline detector, evaluate (1 run each)"
+/usr/bin/time -f "simulate: %e s wall, %M KB peak RSS" $BIN/distillshield simulate --scenario seed-scale --out "$W/seed" --overwrite >/dev/null
+du -sh "$W/seed"
+/usr/bin/time -f "baseline: %e s wall, %M KB peak RSS" $BIN/distillshield baseline "$W/seed" --out "$W/seed-det" >/dev/null
+/usr/bin/time -f "evaluate: %e s wall, %M KB peak RSS" $BIN/distillshield evaluate --labels "$W/seed/labels" --detections "$W/seed-det" --json "$W/seed-eval.json" >/dev/null
+$BIN/python -c "import json; m=json.load(open('$W/seed/manifest.json')); print('exchanges', m['exchanges'], 'accounts', m['accounts'])"
+rm -rf "$W/seed" "$W/seed-det"
