@@ -13,26 +13,32 @@ from distillshield.schema._io import (
     write_table,
 )
 from distillshield.schema._tables import (
+    ACCOUNT_ENRICHMENT,
     ACCOUNT_LABELS,
     ACCOUNTS,
     DETECTION_ACCOUNTS,
+    EXCHANGE_ENRICHMENT,
     EXCHANGE_LABELS,
     EXCHANGES,
     PATHWAYS,
     RELEASES,
     SCHEMAS,
+    SIGNALS,
     TableSpec,
 )
 
 __all__ = [
     "ACCOUNTS",
+    "ACCOUNT_ENRICHMENT",
     "ACCOUNT_LABELS",
     "DETECTION_ACCOUNTS",
     "EXCHANGES",
+    "EXCHANGE_ENRICHMENT",
     "EXCHANGE_LABELS",
     "PATHWAYS",
     "RELEASES",
     "SCHEMAS",
+    "SIGNALS",
     "TABLE_FILES",
     "TableSpec",
     "conform",

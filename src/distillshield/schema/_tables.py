@@ -143,6 +143,80 @@ DETECTION_ACCOUNTS = TableSpec(
     key="account_id",
 )
 
+#: Request-level signals computed from content at ingest (docs/signals.md). They survive
+#: ``--no-content``: detection never needs the text once these exist.
+SIGNALS = TableSpec(
+    "derived/signals",
+    pa.schema(
+        [
+            _f("request_id", pa.string(), False),
+            _f("prompt_chars", pa.int32()),
+            _f("response_chars", pa.int32()),
+            _f("language", pa.string()),
+            _f("template_id", pa.string()),
+            _f("template_family", pa.string()),
+            _f("cot_elicit", pa.string()),
+            _f("cot_score", pa.float32()),
+            _f("capability", pa.string()),
+            _f("redactions", pa.int16()),
+        ]
+    ),
+    key="request_id",
+)
+
+#: Per-exchange facts from metadata (IP and client); recomputable whenever lists change.
+EXCHANGE_ENRICHMENT = TableSpec(
+    "derived/enrichment",
+    pa.schema(
+        [
+            _f("request_id", pa.string(), False),
+            _f("ip_version", pa.int8()),
+            _f("ip_country", pa.string()),
+            _f("asn_name", pa.string()),
+            _f("asn_network", pa.string()),
+            _f("ip_prefix", pa.string()),
+            _f("is_hosting", pa.bool_()),
+            _f("is_vpn", pa.bool_()),
+            _f("is_tor", pa.bool_()),
+            _f("client_family", pa.string()),
+            _f("sdk", pa.string()),
+            _f("sdk_version", pa.string()),
+            _f("client_os", pa.string()),
+            _f("is_browser", pa.bool_()),
+        ]
+    ),
+    key="request_id",
+)
+
+#: Per-account facts (sign-up data against observed traffic).
+ACCOUNT_ENRICHMENT = TableSpec(
+    "derived/accounts",
+    pa.schema(
+        [
+            _f("account_id", pa.string(), False),
+            _f("email_domain_class", pa.string()),
+            _f("signup_country", pa.string()),
+            _f("signup_is_hosting", pa.bool_()),
+            _f("observed_countries", pa.list_(pa.string())),
+            _f("declared_country_share", pa.float64()),
+            _f("restricted_country_share", pa.float64()),
+            _f("first_seen", TS),
+            _f("age_days_at_first_request", pa.float64()),
+        ]
+    ),
+    key="account_id",
+)
+
 SCHEMAS: dict[str, TableSpec] = {
-    s.name: s for s in (EXCHANGES, ACCOUNTS, RELEASES, ACCOUNT_LABELS, EXCHANGE_LABELS)
+    s.name: s
+    for s in (
+        EXCHANGES,
+        ACCOUNTS,
+        RELEASES,
+        ACCOUNT_LABELS,
+        EXCHANGE_LABELS,
+        SIGNALS,
+        EXCHANGE_ENRICHMENT,
+        ACCOUNT_ENRICHMENT,
+    )
 }

@@ -1,0 +1,56 @@
+"""The embedded default: DuckDB, in process, over Parquet files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from distillshield.backends._base import Backend, BackendError
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+class DuckDBBackend(Backend):
+    """DuckDB in process. ``memory_limit`` and ``threads`` bound what one run may take."""
+
+    dialect = "duckdb"
+
+    def __init__(
+        self, *, database: str = ":memory:", memory_limit: str | None = None, threads: int | None = None
+    ):
+        self.con = duckdb.connect(database)
+        self.con.execute("SET TimeZone = 'UTC'")
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        self._tables: dict[str, pa.Table] = {}
+
+    def register(self, name: str, source: str | Path | pa.Table) -> None:
+        if isinstance(source, pa.Table):
+            self._tables[name] = source  # keep a reference: DuckDB scans it lazily
+            self.con.register(name, source)
+            return
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(path.rglob("*.parquet"))
+            if not files:
+                raise BackendError(f"{path}: no Parquet files to register as {name!r}")
+            target = "[" + ", ".join(_quote(f) for f in files) + "]"
+        elif path.is_file():
+            target = _quote(path)
+        else:
+            raise BackendError(f"{path}: not found (registering {name!r})")
+        self.con.execute(
+            f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet({target}, union_by_name=true)'
+        )
+
+    def _run(self, sql: str) -> pa.Table:
+        rel = self.con.execute(sql)
+        if rel.description is None:
+            return pa.table({})
+        return rel.fetch_arrow_table()
