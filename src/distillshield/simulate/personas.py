@@ -94,6 +94,15 @@ def _by_country(ctx: Any, rng: np.random.Generator, kind: str, country: np.ndarr
     return out
 
 
+def _payments(rng: np.random.Generator, shared: np.ndarray, pool: int, operator: str) -> np.ndarray:
+    """Payment instrument keys: accounts in ``shared`` draw from the operator's ``pool`` of
+    cards (the shared-payment link of the seed's campaign A); the rest have their own."""
+    n = len(shared)
+    pooled = np.char.add(f"{operator}-shared-", rng.integers(0, pool, n).astype(str))
+    own = np.char.add(f"{operator}-own-", np.arange(n).astype(str))
+    return np.where(shared, pooled, own).astype(object)
+
+
 def _campus(ctx: Any, rng: np.random.Generator, domain: str, country: str, k: int) -> np.ndarray:
     """``k`` addresses of the university's own network (any campus in ``country`` if unknown)."""
     asn = UNIVERSITY_ASN.get(domain)
@@ -740,11 +749,7 @@ class CotHarvest(_Campaign):
         self.set_clients(harness, (rng.random(n) < 0.15).astype(np.int64))
         cards = int(self.param("payment_methods", max(2, n // 12)))
         shared = rng.random(n) < 0.75
-        payment = np.where(
-            shared,
-            np.char.add("opA-card-", rng.integers(0, cards, n).astype(str)),
-            np.char.add("own-", np.arange(n).astype(str)),
-        )
+        payment = _payments(rng, shared, cards, "opA")
         waves = int(self.param("signup_waves", 3))
         wave = rng.integers(0, waves, n)
         wave_t = ctx.start_us + (self.window[0] - rng.uniform(3, 25, waves)) * DAY
@@ -1008,11 +1013,7 @@ class AgenticCodingPivot(_Campaign):
             email_domain=np.where(rng.random(n) < 0.5, company_domains(rng, n), _freemail(rng, n)),
             declared_country=country,
             signup_ip=np.array([servers[p][0] for p in self.pool], dtype=object),
-            payment=np.where(
-                rng.random(n) < 0.5,
-                np.char.add("opC-vcc-", rng.integers(0, max(2, n // 6), n).astype(str)),
-                np.char.add("opC-own-", np.arange(n).astype(str)),
-            ).astype(object),
+            payment=_payments(rng, rng.random(n) < 0.5, max(2, n // 6), "opC"),
             verified=rng.random(n) < 0.4,
             org=np.full(n, None, dtype=object),
         )
@@ -1102,11 +1103,7 @@ class HydraReseller(_Campaign):
             email_domain=email,
             declared_country=country,
             signup_ip=rng.choice(exits, n),
-            payment=np.where(
-                rng.random(n) < 0.15,
-                np.char.add("hydra-pool-", rng.integers(0, max(2, n // 40), n).astype(str)),
-                np.char.add("prepaid-", np.arange(n).astype(str)),
-            ).astype(object),
+            payment=_payments(rng, rng.random(n) < 0.15, max(2, n // 40), "hydra"),
             verified=rng.random(n) < 0.2,
             org=np.full(n, None, dtype=object),
         )
