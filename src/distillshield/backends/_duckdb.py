@@ -53,4 +53,7 @@ class DuckDBBackend(Backend):
         rel = self.con.execute(sql)
         if rel.description is None:
             return pa.table({})
-        return rel.fetch_arrow_table()
+        # DuckDB 1.4 renamed fetch_arrow_table to to_arrow_table; we support >= 1.1.
+        fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
+        table: pa.Table = fetch()
+        return table

@@ -17,8 +17,10 @@ Where the data comes from
   loading the IPv6 file in one instance silently replaces the tables of every other instance in
   the process, including the enrichment layer's.  Reading the file directly keeps the simulator
   from disturbing the detector and gives flat arrays we can enumerate by ASN name.
-  :meth:`AddressSpace.lookup` reproduces ``GeoIP2Fast.lookup`` (the tests check it against
-  ``GeoIP2Fast`` itself, in a subprocess).  Nothing is ever downloaded.
+  The reader lives in :mod:`distillshield.enrich._geo`, shared with the enrichment layer, so
+  simulator and detector see the same geography.  :meth:`AddressSpace.lookup` reproduces
+  ``GeoIP2Fast.lookup`` (the tests check it against ``GeoIP2Fast`` itself, in a subprocess).
+  Nothing is ever downloaded.
 * Which ASNs count as cloud, hosting, residential, ... is curated below (``_CATALOGUE``), as
   data, by exact geoip2fast ASN name (geoip2fast has names, no AS numbers).
 * Tor exits: geoip2fast has no Tor data, so ``_TOR_EXIT_DATA`` ships a snapshot of real exit
@@ -31,11 +33,8 @@ docs/simulator-identity.md for the limitations.
 
 from __future__ import annotations
 
-import gzip
-import importlib.resources
 import ipaddress
 import math
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -45,6 +44,10 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+
+# The geoip2fast reader is shared with the enrichment layer, so both see the same geography.
+from distillshield.enrich._geo import GeoTable as _Table
+from distillshield.enrich._geo import load_geo_table as _load_table
 
 NetKind = Literal["cloud", "hosting", "residential", "mobile", "campus", "corporate", "vpn", "tor"]
 
@@ -931,91 +934,10 @@ def _parse_tor_exits() -> dict[tuple[str, str], tuple[int, ...]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# geoip2fast tables
+# geoip2fast tables (read by distillshield.enrich._geo)
 # ---------------------------------------------------------------------------------------------
-_DATA_FILES: Final[Mapping[bool, str]] = MappingProxyType(
-    {False: "geoip2fast-asn.dat.gz", True: "geoip2fast-asn-ipv6.dat.gz"}
-)
-_V4_MAX: Final = 2**32 - 1
-#: geoip2fast reports the first 16 entries of its country list (reserved / private ranges, and by
-#: an off-by-one in the IPv4 file also Andorra) as "--"; we mirror that as "no country".
-_PRIVATE_COUNTRY_ENTRIES: Final = 16
 #: Smallest usable blocks: an IPv4 /29 (6 hosts) and an IPv6 /64 (one LAN).
 _MAX_PREFIX: Final[Mapping[bool, int]] = MappingProxyType({False: 29, True: 64})
-
-
-@dataclass(frozen=True)
-class _Table:
-    """One geoip2fast data file as flat, sorted arrays (IPv4 as int64, IPv6 as Python ints)."""
-
-    v6: bool
-    country_first: npt.NDArray[Any]
-    country_last: npt.NDArray[Any]
-    country_idx: npt.NDArray[np.int64]
-    country_codes: tuple[str | None, ...]
-    asn_first: npt.NDArray[Any]
-    asn_last: npt.NDArray[Any]
-    asn_prefix: npt.NDArray[np.int64]
-    asn_idx: npt.NDArray[np.int64]
-    asn_names: tuple[str, ...]
-
-    def country_at(self, ip: int) -> tuple[int, str | None]:
-        """(row in the country table, country) of ``ip``; row -1 when geoip2fast has no block."""
-        i = int(np.searchsorted(self.country_first, ip, side="right")) - 1
-        if i < 0 or ip > self.country_last[i]:
-            return -1, None
-        return i, self.country_codes[int(self.country_idx[i])]
-
-    def asn_at(self, ip: int) -> str | None:
-        j = int(np.searchsorted(self.asn_first, ip, side="right")) - 1
-        if j < 0 or ip > self.asn_last[j]:
-            return None
-        name = self.asn_names[int(self.asn_idx[j])]
-        return None if name in ("", "<unknown>") else name
-
-
-def _flat(chunks: list[list[int]]) -> list[int]:
-    return [x for chunk in chunks for x in chunk]
-
-
-def _load_table(v6: bool) -> _Table:
-    """Read one of geoip2fast's bundled data files (never its updater: nothing is downloaded)."""
-    name = _DATA_FILES[v6]
-    resource = importlib.resources.files("geoip2fast").joinpath(name)
-    with resource.open("rb") as raw, gzip.GzipFile(fileobj=raw) as fh:
-        loaded = pickle.load(fh)  # geoip2fast's own bundled file, the same load GeoIP2Fast performs
-    try:
-        version, info, _total, database = loaded
-        (_idx, _idx_asn, country_names, asn_names, first, first_asn, cids, aids, nlen, nlen_asn) = database
-    except (TypeError, ValueError) as exc:
-        raise RuntimeError(f"unexpected layout of geoip2fast data file {name}") from exc
-    if version not in (120, 121) or not (info.get("country") and info.get("asn")):
-        raise RuntimeError(f"geoip2fast data file {name} is not a country+ASN file of format 120/121")
-    c_first, c_len, c_idx = _flat(first), _flat(nlen), _flat(cids)
-    a_first, a_len, a_idx = _flat(first_asn), _flat(nlen_asn), _flat(aids)
-    codes = tuple(
-        None if i < _PRIVATE_COUNTRY_ENTRIES else str(s).split(":", 1)[0] for i, s in enumerate(country_names)
-    )
-    if v6:
-        # Keep only the IPv6 part: IPv4 addresses are always looked up in the IPv4 file.
-        c_keep = [i for i, x in enumerate(c_first) if x > _V4_MAX]
-        a_keep = [i for i, x in enumerate(a_first) if x > _V4_MAX]
-        cf = np.array([c_first[i] for i in c_keep], dtype=object)
-        cl = np.array([c_first[i] + (1 << (128 - c_len[i])) - 1 for i in c_keep], dtype=object)
-        ci = np.array([c_idx[i] for i in c_keep], dtype=np.int64)
-        af = np.array([a_first[i] for i in a_keep], dtype=object)
-        ap = np.array([a_len[i] for i in a_keep], dtype=np.int64)
-        al = np.array([int(f) + (1 << (128 - int(p))) - 1 for f, p in zip(af, ap, strict=True)], dtype=object)
-        ai = np.array([a_idx[i] for i in a_keep], dtype=np.int64)
-    else:
-        cf = np.array(c_first, dtype=np.int64)
-        cl = cf + (np.int64(1) << (32 - np.array(c_len, dtype=np.int64))) - 1
-        ci = np.array(c_idx, dtype=np.int64)
-        af = np.array(a_first, dtype=np.int64)
-        ap = np.array(a_len, dtype=np.int64)
-        al = af + (np.int64(1) << (32 - ap)) - 1
-        ai = np.array(a_idx, dtype=np.int64)
-    return _Table(v6, cf, cl, ci, codes, af, al, ap, ai, tuple(str(n) for n in asn_names))
 
 
 # ---------------------------------------------------------------------------------------------
