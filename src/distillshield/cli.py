@@ -236,6 +236,110 @@ def demo(
     console.print(f"wrote {out}/data, {out}/detections and {out}/evaluation.json")
 
 
+# --------------------------------------------------------------------------------------- ingest
+def _ingest_table(report: Any) -> Table:
+    from collections import Counter
+
+    t = Table(title=f"ingest --format {report.format} → {report.out}")
+    t.add_column("source", overflow="fold")  # paths are long: wrap them, never cut them
+    for c in ("table", "read", "accepted", "duplicates", "quarantined", "skipped"):
+        t.add_column(c, justify="left" if c == "table" else "right")
+    rows = report.sources
+    lines: list[tuple[str, str, int, int, int, Counter[str], int]] = [
+        (s.source, s.table, s.read, s.accepted, s.duplicates, s.quarantined, s.skipped) for s in rows
+    ]
+    if len(rows) > 40:  # e.g. a simulator dataset of 150 part files: one line per folder
+        grouped: dict[tuple[str, str], list[Any]] = {}
+        for s in rows:
+            grouped.setdefault((str(Path(s.source.split(" + ")[0]).parent), s.table), []).append(s)
+        lines = [
+            (
+                f"{folder}/ ({len(ss)} files)" if len(ss) > 1 else ss[0].source,
+                table,
+                sum(s.read for s in ss),
+                sum(s.accepted for s in ss),
+                sum(s.duplicates for s in ss),
+                sum((s.quarantined for s in ss), start=Counter()),
+                sum(s.skipped for s in ss),
+            )
+            for (folder, table), ss in grouped.items()
+        ]
+    for source, table, read, accepted, dups, quarantined, skipped in lines:
+        q = sum(quarantined.values())
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(quarantined.items()))
+        t.add_row(
+            source,
+            table,
+            f"{read:,}",
+            f"{accepted:,}",
+            f"{dups:,}",
+            f"{q:,}" + (f" ({reasons})" if reasons else ""),
+            f"{skipped:,}" if skipped else "",
+        )
+    return t
+
+
+@app.command()
+def ingest(
+    inputs: Annotated[list[Path], typer.Argument(help="Log files or directories to read.")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", "-f", help="Input format: canonical, openai, litellm or otel (docs/ingest.md)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Dataset directory to create or append to.")],
+    no_content: Annotated[
+        bool,
+        typer.Option(
+            "--no-content",
+            help="Keep only derived fields: signals from redacted text, then drop prompt/response.",
+        ),
+    ] = False,
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", min=1, help="Rows per part file and per read (bounds memory).")
+    ] = 100_000,
+    default: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--default",
+            help="COLUMN=VALUE for exchanges a source leaves without it, e.g. account_id=… ip=… ts=… "
+            "(Batch API files carry no caller). Repeatable.",
+        ),
+    ] = None,
+) -> None:
+    """Ingest provider logs into a canonical dataset: validate, quarantine, dedup, redact, signals."""
+    from distillshield.ingest import ingest as run
+
+    defaults: dict[str, str] = {}
+    for item in default or []:
+        column, sep, value = item.partition("=")
+        if not sep or not column:
+            _fail(f"--default {item!r}: expected COLUMN=VALUE")
+        defaults[column.strip()] = value
+    with _errors(), _progress(f"ingesting {fmt}") as update:
+        report = run(
+            fmt, inputs, out, no_content=no_content, chunk_rows=chunk_rows, progress=update, defaults=defaults
+        )
+    console.print(_ingest_table(report))
+    status = "[green]reconciles[/]" if report.reconciles else "[bold red]DOES NOT RECONCILE[/]"
+    console.print(
+        f"read {report.read:,} = accepted {report.accepted:,} + duplicates {report.duplicates:,} "
+        f"+ quarantined {report.quarantined:,}: {status}"
+        + (f"; {report.skipped:,} non-exchange records skipped" if report.skipped else "")
+    )
+    console.print(
+        f"{report.read / report.seconds if report.seconds else 0:,.0f} exchanges/s; "
+        f"{len(report.exchange_parts)} exchange part(s), "
+        f"{report.quarantine_rows_written:,} quarantine row(s) written; "
+        f"{report.redactions:,} redaction(s); accounts: {report.accounts_sourced:,} sourced, "
+        f"{report.accounts_inferred:,} inferred"
+    )
+    console.print(f"wrote {out} (report: {out / 'ingest_report.json'})")
+    if not report.reconciles:
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
