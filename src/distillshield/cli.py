@@ -299,6 +299,12 @@ def ingest(
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Rows per part file and per read (bounds memory).")
     ] = 100_000,
+    enrich: Annotated[
+        bool, typer.Option(help="Then enrich the whole dataset (IP, client, account facts).")
+    ] = True,
+    infra: Annotated[
+        Path | None, typer.Option(help="Operator's hosting/VPN/Tor lists (docs/enrichment.md).")
+    ] = None,
     default: Annotated[
         list[str] | None,
         typer.Option(
@@ -338,6 +344,40 @@ def ingest(
     console.print(f"wrote {out} (report: {out / 'ingest_report.json'})")
     if not report.reconciles:
         raise typer.Exit(code=1)
+    if enrich and report.exchange_parts:
+        _run_prepare(out, ["enrichment"], force=True, infra=infra)
+
+
+def _run_prepare(data: Path, steps: list[str] | None, *, force: bool, infra: Path | None) -> None:
+    from distillshield.enrich import InfraLists
+    from distillshield.prepare import prepare as run
+
+    with _errors():
+        lists = InfraLists.from_dir(infra) if infra else None
+        with _progress("preparing") as update:
+            results = run(data, steps=steps, force=force, lists=lists, progress=update)
+    t = Table(title=f"prepared {data}")
+    for c in ("step", "rows", "seconds", "rows/s", "note"):
+        t.add_column(c, justify="left" if c in ("step", "note") else "right")
+    for r in results:
+        rate = f"{r.rows / r.seconds:,.0f}" if r.seconds else "—"
+        t.add_row(r.name, f"{r.rows:,}", f"{r.seconds:.1f}", rate, r.skipped or "")
+    console.print(t)
+
+
+@app.command()
+def prepare(
+    data: Annotated[Path, typer.Argument(help="Dataset directory (canonical schema).")],
+    steps: Annotated[
+        str | None, typer.Option(help="Comma-separated steps to run (signals, enrichment); default all.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Recompute steps whose output already exists.")] = False,
+    infra: Annotated[
+        Path | None, typer.Option(help="Operator's hosting/VPN/Tor lists (docs/enrichment.md).")
+    ] = None,
+) -> None:
+    """Compute what detection reads from a canonical dataset: request signals and enrichment."""
+    _run_prepare(data, steps.split(",") if steps else None, force=force, infra=infra)
 
 
 def main() -> None:
