@@ -28,7 +28,7 @@ def prepared(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     data = tmp_path_factory.mktemp("prep") / "data"
     shutil.copytree(small_dataset, data)
     results = prepare(data)
-    assert [r.name for r in results] == ["signals", "enrichment"]
+    assert [r.name for r in results] == ["signals", "enrichment", "templates"]
     assert all(r.skipped is None for r in results)
     return data
 
@@ -55,6 +55,39 @@ def test_cot_signal_agrees_with_ground_truth(prepared: Path) -> None:
     )
     assert rows[True] > 0.7
     assert rows[False] < 0.1
+
+
+def test_template_families_group_near_duplicates_and_fill_signals(prepared: Path) -> None:
+    """Families merge template ids (never split them) and are written back into signals."""
+    from distillshield.schema import TEMPLATES
+
+    sig = read_table(prepared, SIGNALS, columns=["template_id", "template_family"])
+    valid = sig.filter(pa.compute.is_valid(sig.column("template_id")))
+    assert valid.column("template_family").null_count == 0
+    pairs = set(
+        zip(valid.column("template_id").to_pylist(), valid.column("template_family").to_pylist(), strict=True)
+    )
+    ids = {i for i, _ in pairs}
+    families = {f for _, f in pairs}
+    assert len(pairs) == len(ids)  # each id in exactly one family
+    assert len(families) < len(ids)
+    tpl = read_table(prepared, TEMPLATES)
+    assert set(tpl.column("template_id").to_pylist()) == ids
+
+
+def test_template_families_without_content_use_ingest_fingerprints(tmp_path: Path, prepared: Path) -> None:
+    """--no-content keeps fingerprints at ingest; the templates step then needs no text."""
+    from distillshield.ingest import ingest
+    from distillshield.schema import TEMPLATES
+
+    out = tmp_path / "nc"
+    ingest("canonical", [prepared], out, no_content=True)
+    assert read_table(out, EXCHANGES, columns=["prompt"]).column("prompt").null_count > 0
+    res = prepare(out, steps=["templates"])
+    assert res[0].skipped is None and res[0].rows > 0
+    with_text = read_table(prepared, TEMPLATES)
+    without = read_table(out, TEMPLATES)
+    assert without.num_rows == with_text.num_rows
 
 
 def test_steps_skip_when_present_and_rerun_when_forced(prepared: Path) -> None:

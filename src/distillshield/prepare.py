@@ -22,14 +22,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distillshield.backends import get_backend
 from distillshield.enrich import InfraLists
 from distillshield.errors import DistillShieldError
 from distillshield.schema import (
     EXCHANGE_ENRICHMENT,
     EXCHANGES,
     SIGNALS,
+    TEMPLATE_FINGERPRINTS,
+    TEMPLATES,
     TableSpec,
     iter_batches,
+    rechunk,
     table_paths,
     write_table,
 )
@@ -71,9 +78,8 @@ def _signals(data: Path, opts: dict[str, Any]) -> int:
 
     _clear(data, SIGNALS)
     rows = 0
-    for part, batch in enumerate(
-        iter_batches(data, EXCHANGES, columns=_SIGNAL_INPUTS, batch_size=opts["chunk_rows"])
-    ):
+    batches = iter_batches(data, EXCHANGES, columns=_SIGNAL_INPUTS, batch_size=opts["chunk_rows"])
+    for part, batch in enumerate(rechunk(batches, opts["chunk_rows"])):
         write_table(request_signals(batch), data, SIGNALS, part=part)
         rows += batch.num_rows
         if opts.get("progress"):
@@ -88,9 +94,65 @@ def _enrichment(data: Path, opts: dict[str, Any]) -> int:
     return int(counts.get("exchanges", 0))
 
 
+def _has_content(data: Path) -> bool:
+    for batch in iter_batches(data, EXCHANGES, columns=["prompt"]):
+        if batch.column("prompt").null_count < batch.num_rows:
+            return True
+    return False
+
+
+def _fingerprints(data: Path, opts: dict[str, Any]) -> pa.Table | None:
+    """Distinct templates with signatures: from the text if kept, else from ingest's fingerprints."""
+    from distillshield.signals.lsh import distinct_templates
+
+    if _has_content(data):
+        rows = opts["chunk_rows"]
+        batches = rechunk(iter_batches(data, EXCHANGES, columns=["prompt"], batch_size=rows), rows)
+        prompts = (b.column("prompt") for b in batches)
+        return distinct_templates(prompts)
+    parts = table_paths(data, TEMPLATE_FINGERPRINTS, optional=True)
+    if not parts:
+        return None
+    backend = get_backend()
+    backend.register("fp", data / TEMPLATE_FINGERPRINTS.name)
+    return backend.query(
+        "SELECT template_id, first(minhash ORDER BY count DESC) AS minhash, "
+        "first(shingles ORDER BY count DESC) AS shingles, sum(count)::BIGINT AS count "
+        "FROM fp GROUP BY template_id ORDER BY template_id"
+    )
+
+
+def _templates(data: Path, opts: dict[str, Any]) -> int:
+    """Near-duplicate template families (LSH), written to derived/templates and into signals."""
+    from distillshield.signals.lsh import family_of, template_families
+
+    distinct = _fingerprints(data, opts)
+    if distinct is None:
+        raise DistillShieldError(
+            f"{data}: no prompt text and no template fingerprints; ingest with --no-content keeps them"
+        )
+    backend = get_backend()
+    backend.register("tpl", distinct)
+    families = template_families(backend, "tpl")
+    counts = distinct.select(["template_id", "count"])
+    out = families.join(counts, "template_id", join_type="left outer").select(
+        ["template_id", "template_family", "count"]
+    )
+    _clear(data, TEMPLATES)
+    write_table(out, data, TEMPLATES)
+    # fill template_family in every signals part, in place (atomic per part)
+    for path in table_paths(data, SIGNALS):
+        sig = pq.read_table(path)
+        fam = family_of(sig.column("template_id"), families)
+        sig = sig.set_column(sig.schema.get_field_index("template_family"), "template_family", fam)
+        write_table(sig, data, SIGNALS, part=int(path.stem.rsplit("-", 1)[1]))  # atomic replace
+    return int(out.num_rows)
+
+
 STEPS: tuple[Step, ...] = (
     Step("signals", SIGNALS, _signals, "request-level signals from content"),
     Step("enrichment", EXCHANGE_ENRICHMENT, _enrichment, "IP, client and account enrichment"),
+    Step("templates", TEMPLATES, _templates, "near-duplicate template families (LSH)"),
 )
 
 

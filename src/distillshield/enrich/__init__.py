@@ -17,7 +17,7 @@ recomputable: re-running :func:`enrich_dataset` after a list update replaces the
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -41,6 +41,7 @@ from distillshield.schema import (
     EXCHANGES,
     TableSpec,
     iter_batches,
+    rechunk,
     table_paths,
     write_table,
 )
@@ -102,26 +103,6 @@ def _source(root: Path, spec: TableSpec) -> Path:
     return single if single.is_file() else base
 
 
-def _rechunk(batches: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
-    """Batches of exactly ``rows`` rows (the last one shorter), whatever the part-file sizes.
-
-    ``iter_batches`` yields per file, and simulated or streamed datasets often hold many small
-    files; enriching and writing a few large chunks is faster and leaves fewer parts.
-    """
-    buffer: list[pa.Table] = []
-    held = 0
-    for batch in batches:
-        buffer.append(batch)
-        held += batch.num_rows
-        while held >= rows:
-            table = pa.concat_tables(buffer)
-            yield table.slice(0, rows)
-            rest = table.slice(rows)
-            buffer, held = ([rest] if rest.num_rows else []), rest.num_rows
-    if held:
-        yield pa.concat_tables(buffer)
-
-
 def _true(col: pa.ChunkedArray | pa.Array) -> int:
     return int(pc.sum(pc.fill_null(col, False).cast(pa.int64())).as_py() or 0)
 
@@ -152,7 +133,7 @@ def enrich_dataset(
 
     _clear(data, EXCHANGE_ENRICHMENT)
     batches = iter_batches(data, EXCHANGES, columns=list(EXCHANGE_INPUTS), batch_size=chunk_rows)
-    for part, batch in enumerate(_rechunk(batches, chunk_rows)):
+    for part, batch in enumerate(rechunk(batches, chunk_rows)):
         out = enrich_exchanges(batch, ip_enricher=ip_enricher, client_parser=client_parser)
         write_table(out, data, EXCHANGE_ENRICHMENT, part=part)
         counts["parts"] += 1

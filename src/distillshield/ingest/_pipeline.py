@@ -45,7 +45,7 @@ from distillshield.ingest._validate import validate
 from distillshield.ingest.adapters import FORMATS
 from distillshield.ingest.adapters._base import FactBatch, IngestInputError, ReadContext
 from distillshield.ingest.redact import redact_chunked
-from distillshield.schema import EXCHANGES, SIGNALS, conform, iter_batches, write_table
+from distillshield.schema import EXCHANGES, SIGNALS, TEMPLATE_FINGERPRINTS, conform, iter_batches, write_table
 
 Progress = Callable[[int, int | None], None]
 #: Parts processed at once. Two keep both cores busy while request signals (the costliest
@@ -158,6 +158,12 @@ class _PartWriter:
             table = table.set_column(table.schema.get_field_index(column), column, masked)
         signals = _signals(table, counts)
         if self.no_content:
+            # keep what template families need (signatures, not text) before the text goes
+            from distillshield.signals.lsh import distinct_templates
+
+            write_table(
+                distinct_templates([table.column("prompt")]), self.out, TEMPLATE_FINGERPRINTS, part=part
+            )
             for column in _CONTENT:
                 i = table.schema.get_field_index(column)
                 table = table.set_column(i, column, pa.nulls(table.num_rows, pa.string()))

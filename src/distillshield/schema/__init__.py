@@ -9,6 +9,7 @@ from distillshield.schema._io import (
     conform,
     iter_batches,
     read_table,
+    rechunk,
     table_paths,
     write_table,
 )
@@ -24,6 +25,8 @@ from distillshield.schema._tables import (
     RELEASES,
     SCHEMAS,
     SIGNALS,
+    TEMPLATE_FINGERPRINTS,
+    TEMPLATES,
     TableSpec,
 )
 
@@ -40,10 +43,13 @@ __all__ = [
     "SCHEMAS",
     "SIGNALS",
     "TABLE_FILES",
+    "TEMPLATES",
+    "TEMPLATE_FINGERPRINTS",
     "TableSpec",
     "conform",
     "iter_batches",
     "read_table",
+    "rechunk",
     "table_paths",
     "write_table",
 ]

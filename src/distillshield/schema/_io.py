@@ -9,7 +9,7 @@ schema: extra columns are dropped, absent nullable columns become null, types ar
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -118,6 +118,27 @@ def iter_batches(
         wanted = [f.name for f in sub.schema if f.name in have]
         for batch in pf.iter_batches(batch_size=batch_size, columns=wanted):
             yield conform(batch, sub, str(path))
+
+
+def rechunk(batches: Iterable[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """Batches of exactly ``rows`` rows (the last one shorter), whatever the part-file sizes.
+
+    :func:`iter_batches` yields per file, and simulated or streamed datasets often hold many
+    small files; vectorised work has a fixed cost per call (compiling regexes, starting
+    kernels), so a few large chunks are far faster than many small ones.
+    """
+    buffer: list[pa.Table] = []
+    held = 0
+    for batch in batches:
+        buffer.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            table = pa.concat_tables(buffer)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            buffer, held = ([rest] if rest.num_rows else []), rest.num_rows
+    if held:
+        yield pa.concat_tables(buffer)
 
 
 def read_table(

@@ -207,6 +207,34 @@ ACCOUNT_ENRICHMENT = TableSpec(
     key="account_id",
 )
 
+#: One row per distinct prompt template seen at ingest, with its MinHash signature, so
+#: near-duplicate families can be found later even when the text was not kept.
+TEMPLATE_FINGERPRINTS = TableSpec(
+    "derived/template_fingerprints",
+    pa.schema(
+        [
+            _f("template_id", pa.string(), False),
+            _f("minhash", pa.list_(pa.uint32())),
+            _f("shingles", pa.int32()),
+            _f("count", pa.int64()),
+        ]
+    ),
+    key=None,
+)
+
+#: Near-duplicate template families over the whole dataset (LSH, docs/signals-template.md).
+TEMPLATES = TableSpec(
+    "derived/templates",
+    pa.schema(
+        [
+            _f("template_id", pa.string(), False),
+            _f("template_family", pa.string(), False),
+            _f("count", pa.int64()),
+        ]
+    ),
+    key="template_id",
+)
+
 SCHEMAS: dict[str, TableSpec] = {
     s.name: s
     for s in (
@@ -218,5 +246,7 @@ SCHEMAS: dict[str, TableSpec] = {
         SIGNALS,
         EXCHANGE_ENRICHMENT,
         ACCOUNT_ENRICHMENT,
+        TEMPLATE_FINGERPRINTS,
+        TEMPLATES,
     )
 }
