@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillshield.errors import DistillShieldError
 from distillshield.ingest._accounts import AccountBook, ReleaseBook
@@ -102,6 +103,23 @@ def _signals(table: pa.Table, redactions: np.ndarray) -> pa.Table:
     return request_signals(table, redactions=redactions)
 
 
+def _fingerprints(table: pa.Table, signals: pa.Table) -> pa.Table:
+    """One row per template id of the batch with its MinHash signature and count.
+
+    Only the first prompt of each id is fingerprinted: every prompt with an id has the same
+    skeleton, so signing the rest would repeat work already paid for in the signals.
+    """
+    from distillshield.signals.lsh import distinct_templates
+
+    ids = pa.table({"template_id": signals.column("template_id"), "i": np.arange(table.num_rows)})
+    ids = ids.filter(pc.is_valid(ids.column("template_id")))
+    g = ids.group_by("template_id", use_threads=False).aggregate([("i", "min"), ("i", "count")])
+    fp = distinct_templates([table.column("prompt").take(g.column("i_min"))])
+    pos = pc.index_in(fp.column("template_id"), value_set=g.column("template_id").combine_chunks())
+    counts = g.column("i_count").combine_chunks().take(pos)
+    return fp.set_column(fp.schema.get_field_index("count"), "count", counts)
+
+
 class _PartWriter:
     """Buffers accepted rows and writes exchanges + signals parts on a worker thread."""
 
@@ -159,11 +177,7 @@ class _PartWriter:
         signals = _signals(table, counts)
         if self.no_content:
             # keep what template families need (signatures, not text) before the text goes
-            from distillshield.signals.lsh import distinct_templates
-
-            write_table(
-                distinct_templates([table.column("prompt")]), self.out, TEMPLATE_FINGERPRINTS, part=part
-            )
+            write_table(_fingerprints(table, signals), self.out, TEMPLATE_FINGERPRINTS, part=part)
             for column in _CONTENT:
                 i = table.schema.get_field_index(column)
                 table = table.set_column(i, column, pa.nulls(table.num_rows, pa.string()))
