@@ -211,7 +211,7 @@ def demo(
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     corpus: Annotated[Path | None, typer.Option(help="Real prompts, e.g. ../shared/data/prompts.")] = None,
 ) -> None:
-    """The main job on the embedded default: simulate, detect, evaluate."""
+    """The main job on the embedded default: simulate, prepare (signals, enrichment), detect, evaluate."""
     from distillshield.evaluate import evaluate as run_eval
     from distillshield.evaluate import render_report
     from distillshield.scoring.baseline import volume_baseline
@@ -225,6 +225,8 @@ def demo(
             manifest = run_sim(sc, data, scale=scale, corpus=corpus, progress=update, overwrite=True)
         console.print(_summary_table(manifest))
         console.print(_campaign_table(manifest))
+    _run_prepare(data, None, force=True, infra=None)
+    with _errors():
         console.print(
             "[bold]detector:[/] volume-threshold baseline (placeholder until campaign detection lands)"
         )
