@@ -116,9 +116,9 @@ def _fingerprints(data: Path, opts: dict[str, Any]) -> pa.Table | None:
     backend = get_backend()
     backend.register("fp", data / TEMPLATE_FINGERPRINTS.name)
     return backend.query(
-        "SELECT template_id, first(minhash ORDER BY count DESC) AS minhash, "
-        "first(shingles ORDER BY count DESC) AS shingles, sum(count)::BIGINT AS count "
-        "FROM fp GROUP BY template_id ORDER BY template_id"
+        # later batches of a run (and later runs) record only counts: take any signature
+        "SELECT template_id, any_value(minhash) AS minhash, any_value(shingles) AS shingles, "
+        "sum(count)::BIGINT AS count FROM fp GROUP BY template_id ORDER BY template_id"
     )
 
 

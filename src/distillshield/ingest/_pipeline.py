@@ -103,21 +103,36 @@ def _signals(table: pa.Table, redactions: np.ndarray) -> pa.Table:
     return request_signals(table, redactions=redactions)
 
 
-def _fingerprints(table: pa.Table, signals: pa.Table) -> pa.Table:
-    """One row per template id of the batch with its MinHash signature and count.
+def _fingerprints(table: pa.Table, signals: pa.Table, seen: set[str], lock: threading.Lock) -> pa.Table:
+    """One row per template id of the batch: its count, and its MinHash signature if new.
 
-    Only the first prompt of each id is fingerprinted: every prompt with an id has the same
-    skeleton, so signing the rest would repeat work already paid for in the signals.
+    Only the first prompt of an id *in the whole run* is signed (every prompt with an id has
+    the same skeleton); later batches record just the count, with a null signature.
     """
     from distillshield.signals.lsh import distinct_templates
 
     ids = pa.table({"template_id": signals.column("template_id"), "i": np.arange(table.num_rows)})
     ids = ids.filter(pc.is_valid(ids.column("template_id")))
     g = ids.group_by("template_id", use_threads=False).aggregate([("i", "min"), ("i", "count")])
-    fp = distinct_templates([table.column("prompt").take(g.column("i_min"))])
+    names = g.column("template_id").to_pylist()
+    with lock:
+        fresh = np.array([t not in seen for t in names], dtype=bool)
+        seen.update(names)
+    fp = distinct_templates([table.column("prompt").take(g.column("i_min").filter(pa.array(fresh)))])
+    old = g.filter(pa.array(~fresh))
+    old_rows = pa.table(
+        {
+            "template_id": old.column("template_id"),
+            "minhash": pa.nulls(old.num_rows, fp.schema.field("minhash").type),
+            "shingles": pa.nulls(old.num_rows, fp.schema.field("shingles").type),
+            "count": old.column("i_count"),
+        }
+    )
     pos = pc.index_in(fp.column("template_id"), value_set=g.column("template_id").combine_chunks())
-    counts = g.column("i_count").combine_chunks().take(pos)
-    return fp.set_column(fp.schema.get_field_index("count"), "count", counts)
+    fp = fp.set_column(
+        fp.schema.get_field_index("count"), "count", g.column("i_count").combine_chunks().take(pos)
+    )
+    return pa.concat_tables([fp, old_rows.cast(fp.schema)])
 
 
 class _PartWriter:
@@ -136,6 +151,7 @@ class _PartWriter:
         self.signal_parts: list[str] = []
         self.redactions = 0
         self.lock = threading.Lock()
+        self.seen_templates: set[str] = set()  # template ids already signed in this run
 
     def add(self, table: pa.Table) -> None:
         """Buffer rows; every full ``chunk_rows`` becomes a part (parts never exceed it)."""
@@ -177,7 +193,8 @@ class _PartWriter:
         signals = _signals(table, counts)
         if self.no_content:
             # keep what template families need (signatures, not text) before the text goes
-            write_table(_fingerprints(table, signals), self.out, TEMPLATE_FINGERPRINTS, part=part)
+            fingerprints = _fingerprints(table, signals, self.seen_templates, self.lock)
+            write_table(fingerprints, self.out, TEMPLATE_FINGERPRINTS, part=part)
             for column in _CONTENT:
                 i = table.schema.get_field_index(column)
                 table = table.set_column(i, column, pa.nulls(table.num_rows, pa.string()))
