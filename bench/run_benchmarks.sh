@@ -15,3 +15,13 @@ du -sh "$W/seed"
 /usr/bin/time -f "evaluate: %e s wall, %M KB peak RSS" $BIN/distillshield evaluate --labels "$W/seed/labels" --detections "$W/seed-det" --json "$W/seed-eval.json" >/dev/null
 $BIN/python -c "import json; m=json.load(open('$W/seed/manifest.json')); print('exchanges', m['exchanges'], 'accounts', m['accounts'])"
 rm -rf "$W/seed" "$W/seed-det"
+echo "## ingest + request signals + enrichment, content and --no-content interleaved (3 runs each)"
+$BIN/distillshield simulate --out "$W/sim" --overwrite >/dev/null
+for i in 1 2 3; do
+  for mode in content no-content; do
+    rm -rf "$W/ing"; flag=""; [ "$mode" = no-content ] && flag="--no-content"
+    /usr/bin/time -f "$mode run $i: %e s wall, %M KB peak RSS" $BIN/distillshield ingest --format canonical "$W/sim" --out "$W/ing" $flag >/dev/null
+  done
+done
+/usr/bin/time -f "templates step (fingerprints): %e s wall, %M KB peak RSS" $BIN/distillshield prepare "$W/ing" --steps templates >/dev/null
+rm -rf "$W/sim" "$W/ing"
