@@ -14,7 +14,16 @@ runner = CliRunner()
 
 
 def test_help_everywhere() -> None:
-    for cmd in ([], ["simulate"], ["evaluate"], ["demo"], ["baseline"], ["scenarios"]):
+    for cmd in (
+        [],
+        ["simulate"],
+        ["evaluate"],
+        ["demo"],
+        ["baseline"],
+        ["scenarios"],
+        ["ingest"],
+        ["prepare"],
+    ):
         res = runner.invoke(app, [*cmd, "--help"])
         assert res.exit_code == 0, res.output
         assert "Usage" in res.output
