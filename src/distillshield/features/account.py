@@ -441,7 +441,6 @@ def register_dataset(
                 continue
             hint = " (run `distillshield prepare` first)" if spec.name.startswith("derived/") else ""
             raise DistillShieldError(f"{root}: table {spec.name!r} not found{hint}")
-        single = root / f"{spec.name}.parquet"
-        backend.register(name, single if single.is_file() else root / spec.name)
+        backend.register_table(name, root, spec)  # conformed: absent nullable columns read as null
         names[arg] = name
     return names

@@ -1,0 +1,63 @@
+"""The backend layer: errors carry the SQL, conformed registration, transpilation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from distillshield.backends import BackendError, get_backend, transpile
+from distillshield.schema import EXCHANGES
+
+
+def _minimal_exchanges(tmp_path: Path) -> Path:
+    """Only the required columns, with wider types than canonical (as a provider might write)."""
+    t = pa.table(
+        {
+            "request_id": ["r1", "r2"],
+            "ts": pa.array([0, 3_600_000_000], pa.timestamp("us", tz="UTC")),
+            "account_id": ["a", "a"],
+            "model": ["m", "m"],
+            "endpoint": ["chat.completions"] * 2,
+            "ip": ["203.0.113.1", "203.0.113.2"],
+            "n_messages": pa.array([1, 3], pa.int64()),
+            "input_tokens": pa.array([10, 20], pa.int64()),
+            "output_tokens": pa.array([5, 6], pa.int64()),
+            "stream": [False, True],
+            "status": pa.array([200, 429], pa.int64()),
+        }
+    )
+    (tmp_path / "exchanges").mkdir()
+    pq.write_table(t, tmp_path / "exchanges" / "part-0.parquet")
+    return tmp_path
+
+
+def test_register_table_fills_absent_nullable_columns_and_casts(tmp_path: Path) -> None:
+    b = get_backend()
+    b.register_table("ex", _minimal_exchanges(tmp_path), EXCHANGES)
+    out = b.query("SELECT count(reasoning_tokens) AS r, sum(input_tokens) AS i, max(prompt) AS p FROM ex")
+    assert out.to_pylist() == [{"r": 0, "i": 30, "p": None}]
+    schema = b.query("SELECT * FROM ex LIMIT 0").schema
+    assert schema.names == EXCHANGES.schema.names
+    assert schema.field("input_tokens").type == pa.int32()
+
+
+def test_register_table_refuses_missing_required_columns(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"request_id": ["r"]}), tmp_path / "exchanges.parquet")
+    with pytest.raises(BackendError, match="required column"):
+        get_backend().register_table("ex", tmp_path, EXCHANGES)
+
+
+def test_query_errors_carry_the_sql() -> None:
+    b = get_backend()
+    b.register("t", pa.table({"x": [1, 2]}))
+    assert b.query("SELECT sum(x) AS s FROM t").to_pylist() == [{"s": 3}]
+    with pytest.raises(BackendError, match=r"(?s)nope.*SELECT nope FROM t"):
+        b.query("SELECT nope FROM t")
+
+
+def test_transpile_to_spark() -> None:
+    assert "COLLECT_LIST" in transpile("SELECT list(x) FROM t", "spark")
+    assert transpile("SELECT 1", "duckdb") == "SELECT 1"
