@@ -130,6 +130,32 @@ class RowBuilder:
     def full(self) -> bool:
         return self.read >= self.limit
 
+    def reject_error(
+        self,
+        raw: bytes | str,
+        exc: RecordError,
+        *,
+        file: str,
+        line: int | None,
+        row: int | None,
+        span: int | None = None,
+        rhash: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Refuse one record for the reason a :class:`RecordError` carries."""
+        self.reject(
+            raw,
+            file=file,
+            line=line,
+            row=row,
+            reason=exc.reason,
+            field=exc.field,
+            detail=exc.detail,
+            span=span,
+            rhash=rhash,
+            request_id=request_id,
+        )
+
     def reject(
         self,
         raw: bytes | str,
@@ -180,15 +206,13 @@ class RowBuilder:
         try:
             values = self.mapping.apply(record, rhash, self.defaults)
         except RecordError as exc:
-            self.reject(
+            self.reject_error(
                 raw,
+                exc,
                 file=file,
                 line=line,
                 row=row,
                 span=span,
-                reason=exc.reason,
-                field=exc.field,
-                detail=exc.detail,
                 rhash=rhash,
                 request_id=self.mapping.peek_id(record),
             )

@@ -182,15 +182,7 @@ class CanonicalAdapter(Adapter):
                     raise too_large()
                 record = expect_object(parse_json(raw), "$")
             except RecordError as exc:
-                b.reject(
-                    raw,
-                    file=source.label,
-                    line=line,
-                    row=row,
-                    reason=exc.reason,
-                    field=exc.field,
-                    detail=exc.detail,
-                )
+                b.reject_error(raw, exc, file=source.label, line=line, row=row)
             else:
                 b.add(record, raw, file=source.label, line=line, row=row)
             if b.full():

@@ -292,15 +292,7 @@ class LiteLLMAdapter(Adapter):
                         if rec.get(key) is not None:
                             expect_object(rec[key], key)
                 except RecordError as exc:
-                    b.reject(
-                        raw,
-                        file=source.label,
-                        line=line,
-                        row=row,
-                        reason=exc.reason,
-                        field=exc.field,
-                        detail=exc.detail,
-                    )
+                    b.reject_error(raw, exc, file=source.label, line=line, row=row)
                 else:
                     b.add(rec, raw, file=source.label, line=line, row=row)
                 if b.full():

@@ -245,15 +245,7 @@ class OpenAIAdapter(Adapter):
                     raise too_large()
                 record, account = prepare(parse_json(raw))
             except RecordError as exc:
-                b.reject(
-                    raw,
-                    file=str(path),
-                    line=line,
-                    row=row,
-                    reason=exc.reason,
-                    field=exc.field,
-                    detail=exc.detail,
-                )
+                b.reject_error(raw, exc, file=str(path), line=line, row=row)
             else:
                 b.add(record, raw, file=str(path), line=line, row=row, account=account)
             if b.full():
@@ -282,15 +274,7 @@ def _read_batch(source: Source, b: RowBuilder) -> Iterator[Batch]:
                 )
             expect_object(rec.get("body"), "body")
         except RecordError as exc:
-            b.reject(
-                raw,
-                file=str(in_path),
-                line=line,
-                row=row,
-                reason=exc.reason,
-                field=exc.field,
-                detail=exc.detail,
-            )
+            b.reject_error(raw, exc, file=str(in_path), line=line, row=row)
             continue
         inputs[cid] = (line, row, raw, rec)
     if b.full():
@@ -321,15 +305,7 @@ def _read_batch(source: Source, b: RowBuilder) -> Iterator[Batch]:
                 {"request": in_rec.get("body"), "response": resp.get("body"), "context": context}
             )
         except RecordError as exc:
-            b.reject(
-                raw,
-                file=str(out_path),
-                line=line,
-                row=row,
-                reason=exc.reason,
-                field=exc.field,
-                detail=exc.detail,
-            )
+            b.reject_error(raw, exc, file=str(out_path), line=line, row=row)
         else:
             # The pair is one record: its raw text and hash cover both lines.
             b.add(record, in_raw + b"\n" + raw, file=str(out_path), line=line, row=row, account=account)

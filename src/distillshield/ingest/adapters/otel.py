@@ -271,15 +271,7 @@ class OTelAdapter(Adapter):
                 doc = parse_json(raw)
             except RecordError as exc:
                 # A broken export request hides how many spans it had: it counts as one record.
-                b.reject(
-                    raw,
-                    file=source.label,
-                    line=line,
-                    row=span_no,
-                    reason=exc.reason,
-                    field=exc.field,
-                    detail=exc.detail,
-                )
+                b.reject_error(raw, exc, file=source.label, line=line, row=span_no)
                 span_no += 1
                 continue
             for k, (rec, span_raw) in enumerate(_spans(doc)):
