@@ -61,3 +61,14 @@ def test_query_errors_carry_the_sql() -> None:
 def test_transpile_to_spark() -> None:
     assert "COLLECT_LIST" in transpile("SELECT list(x) FROM t", "spark")
     assert transpile("SELECT 1", "duckdb") == "SELECT 1"
+
+
+def test_names_that_could_smuggle_sql_are_refused() -> None:
+    from distillshield.backends import quote_name
+
+    assert quote_name("ex") == '"ex"'
+    for bad in ("", 'ex"; DROP TABLE x; --', "a;b"):
+        with pytest.raises(BackendError.__mro__[1], match="invalid table name"):
+            quote_name(bad)
+    with pytest.raises(ValueError, match="invalid table name"):
+        get_backend().register("x;y", pa.table({"a": [1]}))

@@ -10,10 +10,11 @@ Arrow batches, which every engine can map over (DuckDB: directly; Spark: ``mapIn
     table = backend.query("SELECT account_id, count(*) n FROM ex GROUP BY 1")
 """
 
+from distillshield._sql import quote_name
 from distillshield.backends._base import Backend, BackendError, transpile
 from distillshield.backends._duckdb import DuckDBBackend
 
-__all__ = ["Backend", "BackendError", "DuckDBBackend", "get_backend", "transpile"]
+__all__ = ["Backend", "BackendError", "DuckDBBackend", "get_backend", "quote_name", "transpile"]
 
 
 def get_backend(name: str = "duckdb", **options: object) -> Backend:

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlglot
 
+from distillshield._sql import quote_name
 from distillshield.errors import DistillShieldError
 from distillshield.schema import TableSpec, table_paths
 
@@ -78,6 +79,7 @@ class Backend(ABC):
         missing = [f.name for f in spec.schema if not f.nullable and f.name not in present]
         if missing:
             raise BackendError(f"{root}: table {spec.name!r} lacks required column(s) {missing}")
+        view = quote_name(name)
         raw = f"{name}__raw"
         single = Path(root) / f"{spec.name}.parquet"
         self.register(raw, single if single.is_file() else Path(root) / spec.name)
@@ -85,7 +87,7 @@ class Backend(ABC):
         for f in spec.schema:
             source = f'"{f.name}"' if f.name in present else "NULL"
             cols.append(f'CAST({source} AS {sql_type(f.type)}) AS "{f.name}"')
-        self.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT {", ".join(cols)} FROM "{raw}"')
+        self.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {', '.join(cols)} FROM {quote_name(raw)}")
 
     @abstractmethod
     def _run(self, sql: str) -> pa.Table:

@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from distillshield._sql import quote_name
 from distillshield.backends._base import Backend, BackendError
 
 
@@ -31,6 +32,7 @@ class DuckDBBackend(Backend):
         self._tables: dict[str, pa.Table] = {}
 
     def register(self, name: str, source: str | Path | pa.Table) -> None:
+        view = quote_name(name)
         if isinstance(source, pa.Table):
             self._tables[name] = source  # keep a reference: DuckDB scans it lazily
             self.con.register(name, source)
@@ -46,7 +48,7 @@ class DuckDBBackend(Backend):
         else:
             raise BackendError(f"{path}: not found (registering {name!r})")
         self.con.execute(
-            f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet({target}, union_by_name=true)'
+            f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({target}, union_by_name=true)"
         )
 
     def _run(self, sql: str) -> pa.Table:

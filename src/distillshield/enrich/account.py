@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distillshield._sql import quote_name
 from distillshield.enrich.ip import IpEnricher
 from distillshield.schema import ACCOUNT_ENRICHMENT, conform
 
@@ -52,7 +53,6 @@ _ACADEMIC_RE: Final = re.compile(
     r"|(?:^|\.)uni-[a-z0-9-]+\.at$"
     r"|(?:^|\.)(?:univ|u)-[a-z0-9-]+\.fr$"
 )
-_IDENT: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _COUNTRY: Final = re.compile(r"^[A-Z]{2}$")
 
 
@@ -142,12 +142,6 @@ def email_domain_class(
 # ---------------------------------------------------------------------------------------------
 # SQL
 # ---------------------------------------------------------------------------------------------
-def _ident(name: str) -> str:
-    if not _IDENT.match(name):
-        raise ValueError(f"not a plain SQL identifier: {name!r}")
-    return name
-
-
 def _countries(codes: Iterable[str]) -> list[str]:
     out = [c.strip().upper() for c in codes]
     bad = [c for c in out if not _COUNTRY.match(c)]
@@ -170,12 +164,12 @@ def account_age_sql(*, exchanges: str = "ex", accounts: str = "acc", view: str |
     select = (
         "SELECT e.request_id, e.account_id, e.ts, "
         "date_diff('microsecond', a.created_at, e.ts) / 86400000000.0 AS account_age_days\n"
-        f"FROM {_ident(exchanges)} AS e\n"
-        f"LEFT JOIN {_ident(accounts)} AS a ON a.account_id = e.account_id"
+        f"FROM {quote_name(exchanges)} AS e\n"
+        f"LEFT JOIN {quote_name(accounts)} AS a ON a.account_id = e.account_id"
     )
     if view is None:
         return select
-    return f"CREATE OR REPLACE VIEW {_ident(view)} AS\n{select}"
+    return f"CREATE OR REPLACE VIEW {quote_name(view)} AS\n{select}"
 
 
 def _account_sql(
@@ -272,10 +266,10 @@ def account_enrichment(
     located request, and ``declared_country_share`` is also null without a declared country.
     Accounts without traffic get null traffic columns.
     """
-    ex, enr, acc = _ident(exchanges), _ident(enrichment), _ident(accounts)
+    ex, enr, acc = quote_name(exchanges), quote_name(enrichment), quote_name(accounts)
     restricted = _countries(restricted_countries)
     present = set(backend.query(f"SELECT * FROM {acc} LIMIT 0").column_names)
-    signup_name, domain_name = f"{acc}__signup_ip", f"{acc}__email_class"
+    signup_name, domain_name = f"{accounts}__signup_ip", f"{accounts}__email_class"
 
     ips = (
         _distinct_strings(backend, acc, "signup_ip") if "signup_ip" in present else pa.array([], pa.string())

@@ -98,7 +98,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from distillshield.backends import Backend
+from distillshield.backends import Backend, quote_name
 from distillshield.errors import DistillShieldError
 from distillshield.schema import (
     ACCOUNT_ENRICHMENT,
@@ -174,13 +174,6 @@ SATURATION = 0.95
 RELEASE_WINDOW_HOURS = 24
 
 
-def _ident(name: str) -> str:
-    """A registered table name, quoted; refuses names that could smuggle SQL."""
-    if not name or '"' in name or ";" in name:
-        raise DistillShieldError(f"invalid table name {name!r}")
-    return f'"{name}"'
-
-
 def _offsets_values() -> str:
     rows = ", ".join(f"('{c}', {off!r})" for c, off in sorted(COUNTRY_UTC_OFFSET.items()))
     return f"(VALUES {rows}) AS tz(country, utc_offset)"
@@ -216,8 +209,8 @@ def fingerprint_sql(
     Table names are those given to :meth:`Backend.register`; ``releases=None`` leaves
     ``post_release_new_model_share`` null.
     """
-    ex, sig, enr = _ident(exchanges), _ident(signals), _ident(enrichment)
-    acc, acc_enr = _ident(accounts), _ident(account_enrichment)
+    ex, sig, enr = quote_name(exchanges), quote_name(signals), quote_name(enrichment)
+    acc, acc_enr = quote_name(accounts), quote_name(account_enrichment)
     night_lo, night_hi = NIGHT_HOURS
     if releases is None:
         release_cte = ""
@@ -229,7 +222,7 @@ def fingerprint_sql(
 release_pivot AS (
     SELECT e.account_id,
            avg(CASE WHEN e.model = r.model THEN 1.0 ELSE 0.0 END) AS new_model_share
-    FROM e JOIN {_ident(releases)} AS r
+    FROM e JOIN {quote_name(releases)} AS r
       ON e.ts >= r.released_at AND e.ts < r.released_at + INTERVAL {RELEASE_WINDOW_HOURS} HOUR
     GROUP BY e.account_id
 )"""

@@ -27,7 +27,7 @@ import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from distillshield.backends import Backend, BackendError
+from distillshield.backends import Backend, BackendError, quote_name
 from distillshield.errors import DistillShieldError
 from distillshield.scoring._rules_lint import (
     DEFAULT_VALIDATORS,
@@ -165,12 +165,6 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _ident(name: str) -> str:
-    if not name or '"' in name or ";" in name:
-        raise DistillShieldError(f"invalid table name {name!r}")
-    return f'"{name}"'
-
-
 def _rule_select(rule: Rule, table: str) -> str:
     return (
         f"SELECT CAST(account_id AS VARCHAR) AS account_id, {_literal(rule.id)} AS rule_id, "
@@ -183,7 +177,7 @@ def rules_sql(fingerprints_table_name: str, rules: Sequence[Rule]) -> str:
     """One statement (reference dialect): the UNION ALL of each rule's firings, ordered."""
     if not rules:
         raise DistillShieldError("rules_sql needs at least one rule")
-    table = _ident(fingerprints_table_name)
+    table = quote_name(fingerprints_table_name)
     body = "\nUNION ALL\n".join(_rule_select(r, table) for r in rules)
     return f"SELECT * FROM (\n{body}\n) AS firings ORDER BY account_id, rule_id"
 
@@ -237,7 +231,7 @@ def check_samples(
             continue
         backend.register(table_name, table)
         try:
-            fired = backend.query(_rule_select(rule, _ident(table_name))).column("account_id").to_pylist()
+            fired = backend.query(_rule_select(rule, quote_name(table_name))).column("account_id").to_pylist()
         except BackendError as exc:
             first = str(exc).splitlines()[0]
             issues.append(LintIssue(rule.id, "sample-error", f"condition fails on samples: {first}"))
