@@ -26,7 +26,8 @@ def main() -> None:
     rows = b.query(
         "SELECT l.persona, r.rule_id, count(DISTINCT r.account_id) AS fired, any_value(n.n) AS accounts "
         "FROM fired r JOIN lab l USING (account_id) "
-        "JOIN (SELECT persona, count(*) AS n FROM lab JOIN fp USING (account_id) GROUP BY 1) n USING (persona) "
+        "JOIN (SELECT persona, count(*) AS n FROM lab JOIN fp USING (account_id) GROUP BY 1) n "
+        "USING (persona) "
         "GROUP BY 1, 2 ORDER BY 2, 1"
     ).to_pylist()
     print("| rule | persona | accounts fired / active accounts |")

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distillshield.backends import BackendError, get_backend, transpile
+from distillshield.errors import DistillShieldError
 from distillshield.schema import EXCHANGES
 
 
@@ -68,7 +69,7 @@ def test_names_that_could_smuggle_sql_are_refused() -> None:
 
     assert quote_name("ex") == '"ex"'
     for bad in ("", 'ex"; DROP TABLE x; --', "a;b"):
-        with pytest.raises(BackendError.__mro__[1], match="invalid table name"):
+        with pytest.raises(DistillShieldError, match="invalid table name"):
             quote_name(bad)
     with pytest.raises(ValueError, match="invalid table name"):
         get_backend().register("x;y", pa.table({"a": [1]}))
