@@ -46,14 +46,3 @@ def hex_ids(prefix: str, namespace: int, counters: np.ndarray, width: int = 16) 
     if width < 16:
         arr = pc.utf8_slice_codeunits(arr, 0, width)
     return pc.binary_join_element_wise(prefix, arr, "")
-
-
-def hex_digest(values: pa.Array | pa.ChunkedArray, key: str, width: int = 16) -> pa.StringArray:
-    """Keyed hex digest of each string (used for e-mail hashes and payment fingerprints)."""
-    out = [
-        None
-        if v is None
-        else hashlib.blake2b(v.encode(), key=key.encode()[:64], digest_size=8).hexdigest()[:width]
-        for v in values.to_pylist()
-    ]
-    return pa.array(out, type=pa.string())

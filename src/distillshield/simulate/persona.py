@@ -239,10 +239,6 @@ class Persona(ABC):
         self.adopt_at = first + (np.minimum(lag, 1e6) * 3600 * US).astype(np.int64)
         self.adopt_share = share
 
-    def account_window_days(self) -> range:
-        lo, hi = self.window
-        return range(int(np.floor(lo)), int(np.ceil(hi)))
-
     def clip_window(self, plan: Plan) -> Plan:
         """Drop requests outside the persona's active window (campaign start/end)."""
         lo = self.ctx.start_us + int(self.window[0] * DAY)

@@ -69,15 +69,13 @@ def _human_plan(
     gap_s: float,
     first_kind: np.ndarray,
     followup_kind: str,
-    *,
-    accounts: np.ndarray | None = None,
 ) -> Plan:
     """Sessions of people (or their agents) working in their own time zone."""
     rng = p.rng
     day0 = p.ctx.day_start(d)
     rate = sessions_per_day * (WEEKEND[profile] if is_weekend(day0) else 1.0)
     counts = daily_counts(rng, rate, active_p)
-    acc = np.repeat(np.arange(len(counts)) if accounts is None else accounts, counts)
+    acc = np.repeat(np.arange(len(counts)), counts)
     starts = hours_to_times(rng, day0, len(acc), PROFILES[profile], p.tz[acc])
     sess, turn, ts = sessionize(rng, starts, mean_turns, gap_s)
     acc_t = acc[sess]
@@ -94,6 +92,12 @@ def _by_country(ctx: Any, rng: np.random.Generator, kind: str, country: np.ndarr
     return out
 
 
+def _groups(n: int, size: int) -> tuple[np.ndarray, int]:
+    """Split ``n`` accounts into consecutive groups of ``size`` (a class, a company)."""
+    group = np.arange(n) // max(1, size)
+    return group, int(group.max()) + 1
+
+
 def _payments(rng: np.random.Generator, shared: np.ndarray, pool: int, operator: str) -> np.ndarray:
     """Payment instrument keys: accounts in ``shared`` draw from the operator's ``pool`` of
     cards (the shared-payment link of the seed's campaign A); the rest have their own."""
@@ -107,10 +111,6 @@ def _campus(ctx: Any, rng: np.random.Generator, domain: str, country: str, k: in
     """``k`` addresses of the university's own network (any campus in ``country`` if unknown)."""
     asn = UNIVERSITY_ASN.get(domain)
     return cast(np.ndarray, ctx.address.sample("campus", k, rng, country=country, asn_name=asn))
-
-
-def _kind_per_account(rng: np.random.Generator, n: int, kinds: dict[str, float]) -> np.ndarray:
-    return pick(rng, kinds, n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ class IndividualDeveloper(Persona):
         self.set_clients(clients, np.arange(n))
         self.rate = np.exp(rng.normal(np.log(float(self.param("sessions_median", 1.5))), 1.1, n))
         self.active = rng.beta(1.5, 2.5, n)
-        self.first_kind = _kind_per_account(rng, n, {"chat": 0.55, "coding_question": 0.45})
+        self.first_kind = pick(rng, {"chat": 0.55, "coding_question": 0.45}, n)
         curious = rng.random(n) < 0.25
         self.set_adoption(
             np.where(curious, rng.exponential(6, n), rng.exponential(120, n)), rng.uniform(0.3, 0.9, n)
@@ -419,9 +419,7 @@ class UniversityClass(Persona):
 
     def build(self) -> None:
         rng, n, ctx = self.rng, self.n, self.ctx
-        size = int(self.param("class_size", 60))
-        self.klass = np.arange(n) // size
-        k = int(self.klass.max()) + 1
+        self.klass, k = _groups(n, int(self.param("class_size", 60)))
         uni = rng.choice(len(UNIVERSITIES) - 3, size=k, replace=k > len(UNIVERSITIES) - 3)
         country = np.array([UNIVERSITIES[i][1] for i in uni], dtype=object)
         nat = [
@@ -505,9 +503,7 @@ class CorporateVPN(Persona):
 
     def build(self) -> None:
         rng, n, ctx = self.rng, self.n, self.ctx
-        size = int(self.param("company_size", 120))
-        self.company = np.arange(n) // size
-        k = int(self.company.max()) + 1
+        self.company, k = _groups(n, int(self.param("company_size", 120)))
         country = pick(rng, {"US": 0.5, "GB": 0.15, "DE": 0.15, "FR": 0.1, "JP": 0.1}, k)
         egress = [
             ctx.address.sample(
@@ -523,7 +519,7 @@ class CorporateVPN(Persona):
         tool = ctx.clients.mix({"python-httpx": 0.4, "openai-python": 0.3, "browser": 0.3}, k, rng)
         self.set_clients(tool, self.company)
         self.rate = np.exp(rng.normal(np.log(1.5), 0.8, n))
-        self.first_kind = _kind_per_account(rng, n, {"chat": 0.6, "coding_question": 0.4})
+        self.first_kind = pick(rng, {"chat": 0.6, "coding_question": 0.4}, n)
         self.set_adoption(np.full(n, 24.0 * rng.uniform(2, 10)), np.full(n, rng.uniform(0.3, 0.9)))
         domains = company_domains(rng, k)
         self.draft = AccountDraft(
