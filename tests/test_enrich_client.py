@@ -164,3 +164,21 @@ def test_simulated_families_are_recognised(parser: ClientParser) -> None:
             }:
                 assert row["sdk_version"] == client.sdk_version
             assert row["is_browser"] == (fam == "browser")
+
+
+def test_parser_recognises_every_client_family_the_simulator_emits() -> None:
+    """Detector and simulator keep separate lists on purpose; this keeps them from drifting.
+
+    LangChain sends the vendor SDK's own user agent, so it can only be seen as that SDK.
+    """
+    import numpy as np
+
+    from distillshield.simulate.clients import CLIENT_FAMILIES, ClientCatalog
+
+    catalog = ClientCatalog()
+    rng = np.random.default_rng(0)
+    for family in CLIENT_FAMILIES:
+        agents = [c.user_agent for c in catalog.sample(family, 20, rng)]
+        got = set(parse_clients(pa.array(agents)).column("client_family").to_pylist())
+        expected = {"openai-python", "anthropic-python"} if family == "langchain" else {family}
+        assert got <= expected and got, (family, got)
