@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -210,15 +211,17 @@ def demo(
     ] = 1.0,
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     corpus: Annotated[Path | None, typer.Option(help="Real prompts, e.g. ../shared/data/prompts.")] = None,
+    every: Annotated[str, typer.Option(help="Replay cadence.")] = "6h",
 ) -> None:
-    """The main job on the embedded default: simulate, prepare (signals, enrichment), detect, evaluate."""
+    """The main job on the embedded default: simulate, prepare, scan, replay, evaluate."""
+    from distillshield.detect import scan as run_scan
+    from distillshield.detect.replay import replay as run_replay
     from distillshield.evaluate import evaluate as run_eval
     from distillshield.evaluate import render_report
-    from distillshield.scoring.baseline import volume_baseline
     from distillshield.simulate import load_scenario
     from distillshield.simulate import simulate as run_sim
 
-    data, det = out / "data", out / "detections"
+    data, det, rep = out / "data", out / "scan", out / "replay"
     with _errors():
         sc = load_scenario("default", seed=seed)
         with _progress("simulating default") as update:
@@ -227,15 +230,146 @@ def demo(
         console.print(_campaign_table(manifest))
     _run_prepare(data, None, force=True, infra=None)
     with _errors():
-        console.print(
-            "[bold]detector:[/] volume-threshold baseline (placeholder until campaign detection lands)"
-        )
-        with err.status("detecting and evaluating"):
-            volume_baseline(data, det)
-            report = run_eval(data / "labels", det, data_dir=data)
+        with err.status("scanning"):
+            result = run_scan(data, det)
+        console.print(_campaigns_table(result.campaigns, f"scan: {len(result.campaigns)} campaigns"))
+        with _progress(f"replaying every {every}") as update:
+            run_replay(data, rep, every=every, progress=update)
+        with err.status("evaluating"):
+            report = run_eval(data / "labels", rep, data_dir=data)
+    console.print(f"[bold]evaluation of the replay[/] (every {every}; flags as they were raised):")
     _print_report(render_report(report))
     (out / "evaluation.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
-    console.print(f"wrote {out}/data, {out}/detections and {out}/evaluation.json")
+    console.print(
+        f"report: {det / 'report.html'} (scan), {rep / 'report.html'} (replay); "
+        f"evaluation: {out / 'evaluation.json'}"
+    )
+
+
+# ------------------------------------------------------------------------------ scan / replay / train
+def _when(text: str | None, flag: str) -> datetime | None:
+    """ISO date or timestamp; no zone means UTC (log timestamps are UTC)."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"{flag} {text!r}: not an ISO date or timestamp (e.g. 2026-02-03 or 2026-02-03T06:00Z)")
+        raise  # unreachable: _fail exits
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _campaigns_table(campaigns: list[dict[str, Any]], title: str) -> Table:
+    t = Table(title=title)
+    for col in ("campaign", "actor", "accounts", "exchanges", "score", "first seen", "summary"):
+        t.add_column(
+            col, justify="right" if col in ("accounts", "exchanges", "score") else "left", overflow="fold"
+        )
+    for c in campaigns[:20]:
+        t.add_row(
+            c["id"],
+            c.get("actor") or "—",
+            f"{c['size']:,}",
+            f"{c['exchanges']:,}",
+            f"{c['score']:.2f}",
+            (c.get("first_seen") or "")[:16].replace("T", " "),
+            c.get("summary", ""),
+        )
+    if len(campaigns) > 20:
+        t.caption = f"{len(campaigns) - 20} more in campaigns.json"
+    return t
+
+
+def _steps_table(result: Any, title: str) -> Table:
+    t = Table(title=title)
+    for c in ("step", "rows", "seconds"):
+        t.add_column(c, justify="left" if c == "step" else "right")
+    for s in result.steps:
+        t.add_row(s.name, f"{s.rows:,}", f"{s.seconds:.2f}")
+    return t
+
+
+@app.command()
+def scan(
+    data: Annotated[Path, typer.Argument(help="Dataset directory (canonical schema; prepared if needed).")],
+    out: Annotated[Path, typer.Option("--out", help="Detections directory to write.")],
+    backend: Annotated[str, typer.Option(help="Query engine.")] = "duckdb",
+    since: Annotated[
+        str | None, typer.Option(help="Only exchanges at or after this time (ISO, UTC).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Only exchanges before this time (ISO, UTC).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Account model JSON (default: the shipped one).")] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+) -> None:
+    """Detect distillation campaigns: DET/accounts.parquet, campaigns.json and report.html."""
+    from distillshield.backends import get_backend
+    from distillshield.detect import load_model
+    from distillshield.detect import scan as run
+
+    lo, hi = _when(since, "--since"), _when(until, "--until")
+    with _errors(), err.status(f"scanning {data}"):
+        result = run(
+            data,
+            out,
+            since=lo,
+            until=hi,
+            backend=get_backend(backend),
+            model=load_model(model),
+            report=report,
+        )
+    console.print(_steps_table(result, f"scan {data}"))
+    console.print(_campaigns_table(result.campaigns, f"{len(result.campaigns)} campaigns"))
+    s = result.summary
+    console.print(f"{s['accounts_flagged']:,} of {s['accounts_scanned']:,} accounts flagged; wrote {out}")
+
+
+@app.command()
+def replay(
+    data: Annotated[Path, typer.Argument(help="Dataset directory (canonical schema; prepared if needed).")],
+    out: Annotated[Path, typer.Option("--out", help="Detections directory to write.")],
+    every: Annotated[str, typer.Option(help="Cadence of the batch job, e.g. 6h, 30m, 1d.")] = "6h",
+    backend: Annotated[str, typer.Option(help="Query engine.")] = "duckdb",
+    model: Annotated[Path | None, typer.Option(help="Account model JSON (default: the shipped one).")] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+) -> None:
+    """Run detection at a cadence on the data available at each step; fills first_flagged_at."""
+    from distillshield.backends import get_backend
+    from distillshield.detect import load_model
+    from distillshield.detect.replay import replay as run
+
+    with _errors(), _progress(f"replaying every {every}") as update:
+        result = run(
+            data,
+            out,
+            every=every,
+            backend=get_backend(backend),
+            model=load_model(model),
+            report=report,
+            progress=update,
+        )
+    console.print(_campaigns_table(result.campaigns, f"{len(result.campaigns)} campaigns at the last step"))
+    s = result.summary
+    console.print(f"{s['steps']} steps; {s['accounts_flagged']:,} accounts flagged at some step; wrote {out}")
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Model JSON to write.")],
+    scenario: Annotated[
+        list[Path] | None, typer.Option(help="Training scenario YAML (repeatable); default the shipped ones.")
+    ] = None,
+    work: Annotated[Path | None, typer.Option(help="Keep the simulated training data here.")] = None,
+    scale: Annotated[float, typer.Option(min=0.0001, help="Scale the training scenarios.")] = 1.0,
+) -> None:
+    """Fit the account model on simulated scenarios other than the evaluated ones."""
+    from distillshield.detect.train import train as run
+
+    with _errors():
+        model = run(out, scenarios=scenario, work_dir=work, scale=scale, log=lambda m: err.print(m))
+    console.print(
+        f"trained on {model.provenance['rows']:,} rows "
+        f"({model.provenance['positives']:,} campaign); wrote {out}"
+    )
 
 
 # --------------------------------------------------------------------------------------- ingest

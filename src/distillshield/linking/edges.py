@@ -44,6 +44,12 @@ Kinds
     ``signup``    accounts created from the same ``signup_ip`` (IPv4 addresses are taken at
                   their ``/24``) within ``signup_window_hours`` of each other: sequential
                   sign-ups by one script.
+    ``metadata``  the same ``"key": "value"`` string pair in both accounts' request ``metadata``
+                  (cap ``max_group``): operator-identifying clues such as a staff handle or
+                  an internal harness build leaking into requests. Per-end-user ids a SaaS
+                  sends are unique to one account and yield no pair; a generic value
+                  (``"env": "prod"``) is common and weighs little. Not strong on its own:
+                  a popular framework's default tag joins strangers.
     ``sync``      synchronised activity: Pearson correlation of the two accounts' request
                   counts per ``sync_bin_minutes`` bin over the whole timeline (zeros
                   included), for pairs that already share another edge and were co-active in
@@ -70,7 +76,7 @@ from distillshield.backends import Backend
 __all__ = ["EDGE_KINDS", "EDGE_SCHEMA", "STRONG_KINDS", "EdgeParams", "account_edges", "edge_statements"]
 
 #: Every kind :func:`account_edges` can produce, in output order.
-EDGE_KINDS: tuple[str, ...] = ("payment", "ip", "prefix", "client", "template", "signup", "sync")
+EDGE_KINDS: tuple[str, ...] = ("payment", "ip", "prefix", "client", "template", "signup", "metadata", "sync")
 
 #: Kinds that are infrastructure or money shared at the same time, safe to take alone as
 #: "same operator" for connected components (same operator, not "fraudulent": a company's
@@ -253,6 +259,12 @@ def edge_statements(
             cap,
         ),
     }
+    pair = r'"[^"\\]{1,64}"[ ]*:[ ]*"[^"\\]{1,128}"'
+    members["metadata"] = _static_pairs(
+        f"SELECT val, account_id FROM (SELECT account_id, unnest(regexp_extract_all(metadata, "
+        f"'{pair}')) AS val FROM {exchanges} WHERE metadata IS NOT NULL) m",
+        cap,
+    )
     sync = _sync_sql(exchanges, candidates, float(p.sync_bin_minutes) * 60.0, p.min_sync_bins)
     unknown = set(p.kinds) - set(EDGE_KINDS)
     if unknown:

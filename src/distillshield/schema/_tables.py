@@ -138,6 +138,8 @@ DETECTION_ACCOUNTS = TableSpec(
             _f("campaign_id", pa.string()),
             _f("first_flagged_at", TS),
             _f("top_reasons", pa.list_(pa.string())),
+            _f("novelty", pa.float64()),
+            _f("campaign_share", pa.float64()),
         ]
     ),
     key="account_id",

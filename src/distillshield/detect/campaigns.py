@@ -1,0 +1,517 @@
+"""From flagged accounts to campaigns an analyst can act on, each with its evidence dossier.
+
+Clustering (why connected components over flagged accounts)
+    Linking runs on the accounts the model already flagged, over every evidence kind but
+    ``sync``: money and addresses (``payment``, ``ip``, ``prefix``, ``signup``), operator
+    metadata, prompt-template families and client stacks. Among *all* accounts the weak kinds
+    join strangers (a stock SDK build, a common prompt skeleton); among accounts that each
+    already look like harvesters they are what ties a farm together — the farm's accounts
+    are chosen to share no single strong value with most of their siblings, but they run
+    one generator. Connected components are computed relationally
+    (:func:`distillshield.linking.account_components`, tested against networkx) so this step
+    runs wherever the edges were built. Measured against Leiden community detection on the
+    same flagged sub-graph in docs/scoring.md.
+
+Coordinated novelty
+    An account the model does not flag but that is among the most unusual of this scan
+    (novelty percentile >= ``novelty_quantile``) is promoted to flagged when at least
+    ``novelty_links`` other such accounts share strong or metadata evidence with it: an
+    unseen tactic still runs on coordinated accounts. Its reason says so.
+
+Dossier (``campaigns.json``; layout in docs/scoring.md)
+    Per campaign: members, score (median member probability), first/last seen, exchanges,
+    capability mix, chain-of-thought elicitation share, infrastructure indicators (IPs,
+    prefixes, ASNs, user agents, TLS fingerprints, payment fingerprints, template ids, each
+    with how many members and exchanges use it), metadata clues, model-release pivot
+    evidence, an hourly timeline, the link edges among members, common reasons, an operator
+    profile id when money or metadata support one, and a plain-language summary.
+
+Exchange-level share
+    ``campaign_share`` per scored account: the share of its exchanges whose template family
+    is one a campaign's generator uses (a family used by several members of a campaign and
+    by at most one unflagged account). For a reseller or a hydra account that mixes
+    customers' requests with the harvest, this is how much of its traffic is the campaign.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distillshield.backends import Backend
+from distillshield.linking import STRONG_KINDS
+
+__all__ = ["CLUSTER_KINDS", "build_campaigns", "campaign_id_for"]
+
+#: Evidence kinds that cluster flagged accounts into campaigns.
+CLUSTER_KINDS: tuple[str, ...] = (*STRONG_KINDS, "metadata", "client")
+#: Kinds that say "same payer or same staff": communities they tie together are merged.
+IDENTITY_KINDS: tuple[str, ...] = ("payment", "metadata", "signup")
+#: Identity edges needed between two communities to merge them.
+MERGE_MIN_EDGES = 3
+#: Kinds that count as links for coordinated novelty.
+NOVELTY_KINDS: tuple[str, ...] = (*STRONG_KINDS, "metadata")
+#: Smallest cluster reported as a campaign.
+MIN_CAMPAIGN_SIZE = 2
+#: Indicators kept per kind in the dossier.
+TOP_INDICATORS = 10
+#: Link edges kept per campaign for the report's graph.
+MAX_LINK_EDGES = 400
+
+_MEMBERS = "_ds_campaign_members"
+_FLAG_EDGES = "_ds_campaign_edges"
+_PAIR = r'"([^"\\]{1,64})"[ ]*:[ ]*"([^"\\]{1,128})"'
+
+
+def campaign_id_for(accounts: list[str]) -> str:
+    """Deterministic campaign id: a hash of the smallest member account id."""
+    return "cmp-" + hashlib.sha256(min(accounts).encode()).hexdigest()[:10]
+
+
+def _promote_novel(
+    accounts: pa.Table, edges: pa.Table, *, novelty_quantile: float, novelty_links: int
+) -> tuple[np.ndarray, set[str]]:
+    flagged = accounts.column("flagged").to_numpy(zero_copy_only=False).copy()
+    novelty = accounts.column("novelty").to_numpy(zero_copy_only=False)
+    ids = accounts.column("account_id").to_pylist()
+    novel = {a for a, n, f in zip(ids, novelty, flagged, strict=True) if n >= novelty_quantile and not f}
+    if not novel or edges.num_rows == 0:
+        return flagged, set()
+    kinds = edges.column("kind").to_pylist()
+    src, dst = edges.column("src").to_pylist(), edges.column("dst").to_pylist()
+    partners: dict[str, set[str]] = {}
+    for s, d, k in zip(src, dst, kinds, strict=True):
+        if k in NOVELTY_KINDS and s in novel and d in novel:
+            partners.setdefault(s, set()).add(d)
+            partners.setdefault(d, set()).add(s)
+    promoted = {a for a, p in partners.items() if len(p) >= novelty_links}
+    index = {a: i for i, a in enumerate(ids)}
+    for a in promoted:
+        flagged[index[a]] = True
+    return flagged, promoted
+
+
+def _cluster(backend: Backend, flagged_ids: list[str], edges: pa.Table, *, seed: int = 0) -> dict[str, str]:
+    """account -> campaign id for flagged accounts in clusters of >= MIN_CAMPAIGN_SIZE.
+
+    Leiden (modularity, weighted by the summed evidence weights of :data:`CLUSTER_KINDS`) on
+    the sub-graph of flagged accounts, then communities joined by at least
+    :data:`MERGE_MIN_EDGES` *identity* edges (:data:`IDENTITY_KINDS`: one card, one staff
+    handle, one sign-up script) are merged: shared proxies can be a coincidence of two
+    operators renting from one provider, shared money and staff cannot. Why not plain
+    connected components: see the module docstring and docs/scoring.md.
+    """
+    del backend  # the flagged sub-graph is small: it is clustered in process
+    if not flagged_ids or edges.num_rows == 0:
+        return {}
+    import igraph as ig
+    import leidenalg
+
+    keep = pa.array(flagged_ids, pa.string())
+    mask = pc.and_(
+        pc.is_in(edges.column("src"), value_set=keep), pc.is_in(edges.column("dst"), value_set=keep)
+    )
+    sub = edges.filter(mask)
+    nodes = sorted(flagged_ids)
+    index = {a: i for i, a in enumerate(nodes)}
+    weight: dict[tuple[int, int], float] = {}
+    identity: list[tuple[int, int]] = []
+    for s, d, k, w in zip(
+        sub.column("src").to_pylist(),
+        sub.column("dst").to_pylist(),
+        sub.column("kind").to_pylist(),
+        sub.column("weight").to_pylist(),
+        strict=True,
+    ):
+        if k not in CLUSTER_KINDS:
+            continue
+        key = (index[s], index[d])
+        weight[key] = weight.get(key, 0.0) + float(w)
+        if k in IDENTITY_KINDS:
+            identity.append(key)
+    if not weight:
+        return {}
+    pairs = sorted(weight)
+    graph = ig.Graph(n=len(nodes), edges=pairs)
+    graph.es["weight"] = [weight[p] for p in pairs]
+    part = leidenalg.find_partition(graph, leidenalg.ModularityVertexPartition, weights="weight", seed=seed)
+    community = list(part.membership)
+    # merge communities tied by enough identity edges (union-find over community ids)
+    parent = list(range(max(community) + 1))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    between = Counter(
+        (min(community[a], community[b]), max(community[a], community[b]))
+        for a, b in identity
+        if community[a] != community[b]
+    )
+    for (ca, cb), n in sorted(between.items()):
+        if n >= MERGE_MIN_EDGES:
+            parent[find(ca)] = find(cb)
+    groups: dict[int, list[str]] = {}
+    degree = {i for p in pairs for i in p}
+    for i, a in enumerate(nodes):
+        if i in degree:
+            groups.setdefault(find(community[i]), []).append(a)
+    out: dict[str, str] = {}
+    for members in groups.values():
+        if len(members) >= MIN_CAMPAIGN_SIZE:
+            cid = campaign_id_for(members)
+            out.update({a: cid for a in members})
+    return out
+
+
+def _rows(backend: Backend, sql: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = backend.query(sql).to_pylist()
+    return rows
+
+
+def _indicators(
+    backend: Backend, ex: str, sig: str, enr: str, acc: str
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    dims = {
+        "ips": f"SELECT m.campaign_id, x.ip AS val, x.account_id FROM {ex} x "
+        f"JOIN {_MEMBERS} m USING (account_id)",
+        "prefixes": f"SELECT m.campaign_id, n.ip_prefix AS val, x.account_id FROM {ex} x "
+        f"JOIN {_MEMBERS} m USING (account_id) JOIN {enr} n ON n.request_id = x.request_id",
+        "asns": f"SELECT m.campaign_id, n.asn_name AS val, x.account_id FROM {ex} x "
+        f"JOIN {_MEMBERS} m USING (account_id) JOIN {enr} n ON n.request_id = x.request_id",
+        "user_agents": f"SELECT m.campaign_id, x.user_agent AS val, x.account_id FROM {ex} x "
+        f"JOIN {_MEMBERS} m USING (account_id)",
+        "tls_fingerprints": f"SELECT m.campaign_id, x.tls_fingerprint AS val, x.account_id FROM {ex} x "
+        f"JOIN {_MEMBERS} m USING (account_id)",
+        "template_ids": f"SELECT m.campaign_id, s.template_id AS val, x.account_id FROM {ex} x "
+        f"JOIN {_MEMBERS} m USING (account_id) JOIN {sig} s ON s.request_id = x.request_id",
+        "payment_fingerprints": f"SELECT m.campaign_id, a.payment_fingerprint AS val, a.account_id "
+        f"FROM {acc} a JOIN {_MEMBERS} m USING (account_id)",
+    }
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for dim, src in dims.items():
+        sql = (
+            "SELECT campaign_id, val, accounts, exchanges FROM ("
+            "SELECT campaign_id, val, count(DISTINCT account_id) AS accounts, count(*) AS exchanges, "
+            "row_number() OVER (PARTITION BY campaign_id ORDER BY count(DISTINCT account_id) DESC, "
+            "count(*) DESC, val) AS rk "
+            f"FROM ({src}) d WHERE val IS NOT NULL GROUP BY campaign_id, val) r "
+            f"WHERE rk <= {TOP_INDICATORS} AND accounts >= 2 ORDER BY campaign_id, rk"
+        )
+        for r in _rows(backend, sql):
+            item = {"value": str(r["val"]), "accounts": int(r["accounts"]), "exchanges": int(r["exchanges"])}
+            out.setdefault(r["campaign_id"], {}).setdefault(dim, []).append(item)
+    return out
+
+
+def _metadata_clues(backend: Backend, ex: str) -> dict[str, list[dict[str, Any]]]:
+    sql = (
+        "SELECT campaign_id, pair, count(DISTINCT account_id) AS accounts, count(*) AS exchanges FROM ("
+        f"SELECT m.campaign_id, x.account_id, unnest(regexp_extract_all(x.metadata, '{_PAIR}')) AS pair "
+        f"FROM {ex} x JOIN {_MEMBERS} m USING (account_id) WHERE x.metadata IS NOT NULL) p "
+        "GROUP BY campaign_id, pair HAVING count(DISTINCT account_id) >= 2 "
+        "ORDER BY campaign_id, accounts DESC, exchanges DESC, pair"
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    pat = re.compile(_PAIR)
+    for r in _rows(backend, sql):
+        match = pat.fullmatch(str(r["pair"]))
+        key, value = (match.group(1), match.group(2)) if match else ("", str(r["pair"]))
+        clues = out.setdefault(r["campaign_id"], [])
+        if len(clues) < TOP_INDICATORS:
+            clues.append(
+                {"key": key, "value": value, "accounts": int(r["accounts"]), "exchanges": int(r["exchanges"])}
+            )
+    return out
+
+
+def _release_pivots(backend: Backend, ex: str, rel: str | None) -> dict[str, dict[str, Any]]:
+    """Per campaign, the release with the largest move onto the new model within 48 h."""
+    if rel is None:
+        return {}
+    sql = (
+        "SELECT m.campaign_id, r.model, r.released_at, "
+        "avg(CASE WHEN x.ts < r.released_at AND x.ts >= r.released_at - INTERVAL 24 HOUR "
+        "THEN (CASE WHEN x.model = r.model THEN 1.0 ELSE 0.0 END) END) AS share_before, "
+        "avg(CASE WHEN x.ts >= r.released_at AND x.ts < r.released_at + INTERVAL 24 HOUR "
+        "THEN (CASE WHEN x.model = r.model THEN 1.0 ELSE 0.0 END) END) AS share_24h, "
+        "avg(CASE WHEN x.ts >= r.released_at + INTERVAL 24 HOUR AND x.ts < r.released_at + INTERVAL 48 HOUR "
+        "THEN (CASE WHEN x.model = r.model THEN 1.0 ELSE 0.0 END) END) AS share_48h "
+        f"FROM {ex} x JOIN {_MEMBERS} m USING (account_id) CROSS JOIN {rel} r "
+        "WHERE x.ts >= r.released_at - INTERVAL 24 HOUR AND x.ts < r.released_at + INTERVAL 48 HOUR "
+        "GROUP BY m.campaign_id, r.model, r.released_at"
+    )
+    best: dict[str, dict[str, Any]] = {}
+    for r in _rows(backend, sql):
+        after = max(r["share_24h"] or 0.0, r["share_48h"] or 0.0)
+        if after <= 0:
+            continue
+        cur = best.get(r["campaign_id"])
+        if cur is None or after > max(cur["share_24h"] or 0.0, cur["share_48h"] or 0.0):
+            best[r["campaign_id"]] = {
+                "model": r["model"],
+                "released_at": r["released_at"].isoformat(),
+                "share_before": r["share_before"],
+                "share_24h": r["share_24h"],
+                "share_48h": r["share_48h"],
+            }
+    return best
+
+
+def _campaign_families(backend: Backend, ex: str, sig: str, accounts: pa.Table) -> None:
+    """Register ``_ds_campaign_families(family)``: template families a campaign's generator uses."""
+    backend.register("_ds_scored", accounts.select(["account_id", "flagged"]))
+    backend.execute(
+        "CREATE OR REPLACE TABLE _ds_campaign_families AS "
+        "WITH u AS (SELECT DISTINCT s.template_family AS family, x.account_id FROM "
+        f"{ex} x JOIN {sig} s ON s.request_id = x.request_id WHERE s.template_family IS NOT NULL), "
+        "sizes AS (SELECT campaign_id, count(*) AS n FROM "
+        f"{_MEMBERS} GROUP BY campaign_id), "
+        "inside AS (SELECT u.family, m.campaign_id, count(*) AS k FROM u "
+        f"JOIN {_MEMBERS} m USING (account_id) GROUP BY u.family, m.campaign_id), "
+        "outside AS (SELECT u.family, count(*) AS k FROM u JOIN _ds_scored a USING (account_id) "
+        "WHERE NOT a.flagged GROUP BY u.family) "
+        "SELECT DISTINCT i.family FROM inside i JOIN sizes z USING (campaign_id) "
+        "LEFT JOIN outside o ON o.family = i.family "
+        "WHERE i.k >= greatest(2, ceil(0.1 * z.n)) AND coalesce(o.k, 0) <= 1"
+    )
+
+
+def _campaign_share(backend: Backend, ex: str, sig: str) -> dict[str, float]:
+    sql = (
+        "SELECT x.account_id, avg(CASE WHEN f.family IS NOT NULL THEN 1.0 ELSE 0.0 END) AS share "
+        f"FROM {ex} x LEFT JOIN {sig} s ON s.request_id = x.request_id "
+        "LEFT JOIN _ds_campaign_families f ON f.family = s.template_family GROUP BY x.account_id"
+    )
+    return {r["account_id"]: float(r["share"]) for r in _rows(backend, sql)}
+
+
+def _summary(c: dict[str, Any]) -> str:
+    parts = [f"{c['size']} linked accounts sent {c['exchanges']:,} requests"]
+    if c.get("first_seen") and c.get("last_seen"):
+        parts[0] += (
+            f" between {c['first_seen'][:16].replace('T', ' ')}"
+            f" and {c['last_seen'][:16].replace('T', ' ')} UTC"
+        )
+    mix = c.get("capability_mix") or {}
+    if mix:
+        top = sorted(mix.items(), key=lambda kv: -kv[1])[:2]
+        parts.append("mostly " + " and ".join(f"{k} ({v:.0%})" for k, v in top))
+    cot = c.get("cot_elicitation_share")
+    if cot is not None and cot >= 0.05:
+        parts.append(f"{cot:.0%} of prompts ask the model to expose its reasoning")
+    infra = c.get("infrastructure") or {}
+    shared = [
+        f"{len(v)} shared {k.replace('_', ' ')}"
+        for k, v in infra.items()
+        if v and k in ("payment_fingerprints", "ips", "prefixes")
+    ]
+    if shared:
+        parts.append("linked by " + ", ".join(shared))
+    if c.get("metadata_clues"):
+        clue = c["metadata_clues"][0]
+        parts.append(
+            f"request metadata {clue['key']}={clue['value']!r} recurs in {clue['accounts']} accounts"
+        )
+    pivot = c.get("release_pivot")
+    if pivot and max(pivot.get("share_24h") or 0, pivot.get("share_48h") or 0) >= 0.2:
+        parts.append(
+            f"moved {max(pivot.get('share_24h') or 0, pivot.get('share_48h') or 0):.0%} of its traffic "
+            f"to {pivot['model']} within 48 h of its release"
+        )
+    return "; ".join(parts) + "."
+
+
+def build_campaigns(
+    backend: Backend,
+    names: dict[str, str | None],
+    accounts: pa.Table,
+    edges: pa.Table,
+    table: pa.Table,
+    *,
+    novelty_quantile: float = 0.99,
+    novelty_links: int = 2,
+    dossiers: bool = True,
+    seed: int = 0,
+) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """Cluster flagged accounts and write each campaign's dossier.
+
+    ``accounts`` has account_id, score, flagged, novelty, top_reasons (one row per scored
+    account); returns it with ``flagged`` updated by coordinated novelty and ``campaign_id``
+    and ``campaign_share`` added, plus the campaign objects sorted by score then id.
+    """
+    del table  # reserved: per-account features are already summarised in the reasons
+    ex, sig, enr, acc = (str(names[k]) for k in ("exchanges", "signals", "enrichment", "accounts"))
+    rel = names.get("releases")
+    flagged, promoted = _promote_novel(
+        accounts, edges, novelty_quantile=novelty_quantile, novelty_links=novelty_links
+    )
+    ids = accounts.column("account_id").to_pylist()
+    reasons = accounts.column("top_reasons").to_pylist()
+    for i, a in enumerate(ids):
+        if a in promoted:
+            reasons[i] = [*reasons[i], "coordinated_novelty: linked to other highly unusual accounts"]
+    flagged_ids = [a for a, f in zip(ids, flagged, strict=True) if f]
+    assign = _cluster(backend, flagged_ids, edges, seed=seed)
+    campaign_col = [assign.get(a) for a in ids]
+    members = pa.table(
+        {
+            "account_id": pa.array([a for a in ids if a in assign], pa.string()),
+            "campaign_id": pa.array([assign[a] for a in ids if a in assign], pa.string()),
+        }
+    )
+    backend.register(_MEMBERS, members)
+    scores = dict(zip(ids, accounts.column("score").to_pylist(), strict=True))
+    out = (
+        accounts.set_column(
+            accounts.schema.get_field_index("flagged"), "flagged", pa.array(flagged, pa.bool_())
+        )
+        .set_column(
+            accounts.schema.get_field_index("top_reasons"),
+            "top_reasons",
+            pa.array(reasons, pa.list_(pa.string())),
+        )
+        .append_column("campaign_id", pa.array(campaign_col, pa.string()))
+    )
+    if not dossiers:
+        return out.append_column("campaign_share", pa.nulls(out.num_rows, pa.float64())), []
+    _campaign_families(backend, ex, sig, out)
+    share = _campaign_share(backend, ex, sig)
+    out = out.append_column("campaign_share", pa.array([share.get(a) for a in ids], pa.float64()))
+    if members.num_rows == 0:
+        return out, []
+
+    base = {
+        r["campaign_id"]: r
+        for r in _rows(
+            backend,
+            "SELECT m.campaign_id, count(*) AS exchanges, min(x.ts) AS first_seen, max(x.ts) AS last_seen, "
+            "avg(CASE WHEN s.cot_elicit = 'expose_reasoning' THEN 1.0 ELSE 0.0 END) AS cot "
+            f"FROM {ex} x JOIN {_MEMBERS} m USING (account_id) "
+            f"LEFT JOIN {sig} s ON s.request_id = x.request_id "
+            "GROUP BY m.campaign_id",
+        )
+    }
+    mix: dict[str, dict[str, float]] = {}
+    for r in _rows(
+        backend,
+        "SELECT m.campaign_id, s.capability, count(*) AS n FROM "
+        f"{ex} x JOIN {_MEMBERS} m USING (account_id) JOIN {sig} s ON s.request_id = x.request_id "
+        "WHERE s.capability IS NOT NULL GROUP BY m.campaign_id, s.capability "
+        "ORDER BY m.campaign_id, n DESC, s.capability",
+    ):
+        mix.setdefault(r["campaign_id"], {})[r["capability"]] = float(r["n"])
+    start = _rows(backend, f"SELECT min(ts) AS t0, max(ts) AS t1 FROM {ex}")[0]
+    t0, t1 = start["t0"], start["t1"]
+    n_bins = math.floor((t1 - t0).total_seconds() / 3600) + 1 if t0 is not None else 0
+    timeline: dict[str, list[int]] = {}
+    if t0 is not None:
+        for r in _rows(
+            backend,
+            "SELECT m.campaign_id, "
+            f"floor((epoch(x.ts) - epoch(TIMESTAMPTZ '{t0.isoformat()}')) / 3600) AS b, "
+            f"count(*) AS n FROM {ex} x JOIN {_MEMBERS} m USING (account_id) GROUP BY 1, 2",
+        ):
+            series = timeline.setdefault(r["campaign_id"], [0] * n_bins)
+            hour = int(r["b"])
+            if 0 <= hour < n_bins:
+                series[hour] = int(r["n"])
+    infra = _indicators(backend, ex, sig, enr, acc)
+    clues = _metadata_clues(backend, ex)
+    pivots = _release_pivots(backend, ex, rel)
+
+    by_campaign: dict[str, list[str]] = {}
+    for a, cid in assign.items():
+        by_campaign.setdefault(cid, []).append(a)
+    reasons_of = dict(zip(ids, reasons, strict=True))
+    src, dst = edges.column("src").to_pylist(), edges.column("dst").to_pylist()
+    kinds, weights = edges.column("kind").to_pylist(), edges.column("weight").to_pylist()
+    links: dict[str, list[dict[str, Any]]] = {}
+    for s, d, k, w in zip(src, dst, kinds, weights, strict=True):
+        home = assign.get(s)
+        if home is not None and home == assign.get(d) and k != "sync":
+            links.setdefault(home, []).append({"src": s, "dst": d, "kind": k, "weight": round(float(w), 4)})
+
+    campaigns: list[dict[str, Any]] = []
+    for cid, mem in by_campaign.items():
+        mem.sort()
+        b = base.get(cid, {})
+        counts = mix.get(cid, {})
+        total = sum(counts.values())
+        common = Counter(r.split("=")[0].split(" (")[0] for a in mem for r in (reasons_of[a] or []))
+        edges_c = sorted(links.get(cid, []), key=lambda e: (-e["weight"], e["kind"], e["src"], e["dst"]))
+        c: dict[str, Any] = {
+            "id": cid,
+            "actor": None,
+            "accounts": mem,
+            "size": len(mem),
+            "score": float(np.median([scores[a] for a in mem])),
+            "first_seen": b["first_seen"].isoformat() if b.get("first_seen") else None,
+            "last_seen": b["last_seen"].isoformat() if b.get("last_seen") else None,
+            "exchanges": int(b.get("exchanges", 0)),
+            "campaign_exchanges_estimate": round(sum((share.get(a) or 0.0) for a in mem)),
+            "capability_mix": {k: round(v / total, 4) for k, v in counts.items()} if total else {},
+            "cot_elicitation_share": round(float(b["cot"]), 4) if b.get("cot") is not None else None,
+            "infrastructure": infra.get(cid, {}),
+            "metadata_clues": clues.get(cid, []),
+            "release_pivot": pivots.get(cid),
+            "timeline": {
+                "start": t0.isoformat() if t0 else None,
+                "bin_hours": 1,
+                "counts": timeline.get(cid, []),
+            },
+            "link_edges": edges_c[:MAX_LINK_EDGES],
+            "link_edge_count": len(edges_c),
+            "top_reasons": [f"{k} ({n} of {len(mem)} accounts)" for k, n in common.most_common(6)],
+        }
+        c["summary"] = _summary(c)
+        campaigns.append(c)
+    _attach_operators(campaigns)
+    campaigns.sort(key=lambda c: (-c["score"], c["id"]))
+    return out, campaigns
+
+
+def _attach_operators(campaigns: list[dict[str, Any]]) -> None:
+    """Operator profiles: campaigns sharing a payment fingerprint or metadata clue share one.
+
+    A profile is only attached when money or metadata supports it (shared proxies alone are
+    rented by many operators). The id hashes the profile's sorted clue values, so the same
+    evidence gives the same id on every run.
+    """
+    clues: dict[str, set[str]] = {}
+    for c in campaigns:
+        vals = {f"pay:{i['value']}" for i in c["infrastructure"].get("payment_fingerprints", [])}
+        vals |= {f"meta:{m['key']}={m['value']}" for m in c["metadata_clues"]}
+        clues[c["id"]] = vals
+    parent = {c["id"]: c["id"] for c in campaigns}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    owner: dict[str, str] = {}
+    for cid in sorted(clues):
+        for v in sorted(clues[cid]):
+            if v in owner:
+                parent[find(cid)] = find(owner[v])
+            else:
+                owner[v] = cid
+    profile_clues: dict[str, set[str]] = {}
+    for cid, vals in clues.items():
+        profile_clues.setdefault(find(cid), set()).update(vals)
+    for c in campaigns:
+        vals = profile_clues[find(c["id"])]
+        if vals:
+            c["actor"] = "op-" + hashlib.sha256("\n".join(sorted(vals)).encode()).hexdigest()[:10]
+            c["operator_evidence"] = sorted(vals)[:TOP_INDICATORS]

@@ -1,0 +1,65 @@
+"""Top reasons: the few feature values that pushed an account's score up, in words an analyst reads.
+
+The account model is additive in log-odds (:meth:`AccountModel.contributions`), so "why" has
+an exact answer: the features with the largest positive contributions. Each reason shows
+the *raw* value of the column behind the feature (a count, a share), not the transformed
+model input, plus the contribution in log-odds, e.g. ``cot_expose_share=0.62 (+1.9)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from distillshield.detect.design import Feature
+
+__all__ = ["format_value", "top_reasons"]
+
+#: Reasons kept per account.
+TOP_K = 5
+#: Contributions below this (log-odds) are not worth showing.
+MIN_CONTRIBUTION = 0.25
+
+
+def format_value(value: object) -> str:
+    """Compact rendering of a raw feature value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def top_reasons(
+    table: pa.Table,
+    contributions: np.ndarray,
+    features: Sequence[Feature],
+    *,
+    novelty: np.ndarray | None = None,
+    k: int = TOP_K,
+) -> list[list[str]]:
+    """Up to ``k`` reasons per row of ``table`` (rows aligned with ``contributions``).
+
+    Unflagged rows get reasons too (an analyst asks why an account came close). A novelty
+    percentile of 0.99 or more is added as ``novelty_percentile=...``.
+    """
+    raw = {f.column: table.column(f.column).to_pylist() for f in features}
+    out: list[list[str]] = []
+    for i in range(contributions.shape[0]):
+        row = contributions[i]
+        order = np.argsort(-row, kind="stable")[:k]
+        reasons: list[str] = []
+        for j in order:
+            if row[j] < MIN_CONTRIBUTION:
+                break
+            f = features[int(j)]
+            shown = f.name if f.transform == "onehot" else f"{f.column}={format_value(raw[f.column][i])}"
+            reasons.append(f"{shown} (+{row[j]:.1f})")
+        if novelty is not None and novelty[i] >= 0.99:
+            reasons.append(f"novelty_percentile={novelty[i]:.3f}")
+        out.append(reasons)
+    return out

@@ -1,0 +1,160 @@
+"""``distillshield replay``: run the scan the way a provider would, at a cadence, blind to the future.
+
+At each step ``t = start + k * every`` the scan sees only exchanges with ``ts < t``, accounts
+created before ``t`` and releases announced before ``t`` (:func:`~distillshield.detect.scan.
+register_window`), and an account the step flags gets ``first_flagged_at = t`` — the moment
+the batch job that could act on it finished reading its data. The last step runs just after
+the last exchange, so the final verdicts equal a full scan's.
+
+Verdicts are sticky: an account flagged at any step stays flagged in the output (the provider
+acted on it then; un-flagging later does not undo the harm to a legitimate customer), and its
+score is the highest it reached. So ``distillshield evaluate`` on a replay measures the false
+positives of every intermediate decision, not only the final one, together with time to detect
+and harvest leakage. Campaign ids and dossiers come from the final step; an account flagged
+earlier but no longer clustered keeps the campaign it was last seen in.
+
+Known limit: template families (``derived/templates``) are computed by ``prepare`` over the
+whole dataset, so a replay step sees family ids assigned with later traffic in view. Ids are
+content hashes of near-duplicate groups, and the per-request ``template_id`` a family is built
+from is computed from each request alone; the leak is in which requests are *grouped*, not
+in any label. Issue 5's incremental state removes it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from distillshield.backends import Backend, get_backend
+from distillshield.detect.model import AccountModel, load_model
+from distillshield.detect.scan import ScanResult, StepStat, scan_tables
+from distillshield.errors import DistillShieldError
+
+__all__ = ["parse_every", "replay"]
+
+_EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
+
+
+def parse_every(text: str) -> timedelta:
+    """``"6h"``, ``"30m"``, ``"1d"`` as a timedelta (at least one minute)."""
+    m = _EVERY.match(text)
+    if not m:
+        raise DistillShieldError(f"--every {text!r}: expected a number and a unit m, h or d (e.g. 6h)")
+    n, unit = float(m.group(1)), m.group(2)
+    delta = timedelta(minutes=n) if unit == "m" else timedelta(hours=n) if unit == "h" else timedelta(days=n)
+    if delta < timedelta(minutes=1):
+        raise DistillShieldError(f"--every {text!r}: the cadence must be at least one minute")
+    return delta
+
+
+def replay(
+    data_dir: str | Path,
+    out: str | Path,
+    *,
+    every: str | timedelta = "6h",
+    backend: Backend | None = None,
+    model: AccountModel | None = None,
+    seed: int = 0,
+    report: bool = True,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ScanResult:
+    """Replay detection over ``data_dir`` at cadence ``every``; write the contract to ``out``."""
+    from distillshield.detect.output import write_detections
+    from distillshield.prepare import prepare
+
+    step = parse_every(every) if isinstance(every, str) else every
+    prepare(data_dir)
+    b = backend or get_backend()
+    m = model or load_model()
+    from distillshield.detect.scan import register_window
+
+    register_window(b, data_dir)
+    span = b.query("SELECT min(ts) AS t0, max(ts) AS t1 FROM ex_all").to_pylist()[0]
+    t0, t1 = span["t0"], span["t1"]
+    if t0 is None:
+        raise DistillShieldError(f"{data_dir}: no exchanges to replay")
+    end = t1 + timedelta(microseconds=1)
+    cutoffs: list[datetime] = []
+    k = 1
+    while t0 + k * step < end:
+        cutoffs.append(t0 + k * step)
+        k += 1
+    cutoffs.append(end)
+
+    first: dict[str, datetime] = {}
+    best: dict[str, float] = {}
+    last_campaign: dict[str, str] = {}
+    last_reasons: dict[str, list[str]] = {}
+    steps: list[StepStat] = []
+    result: ScanResult | None = None
+    for i, cut in enumerate(cutoffs):
+        started = time.perf_counter()
+        final = i == len(cutoffs) - 1
+        result = scan_tables(data_dir, until=cut, backend=b, model=m, seed=seed, dossiers=final)
+        acc = result.accounts
+        ids = acc.column("account_id").to_pylist()
+        for a, s, f, c, r in zip(
+            ids,
+            acc.column("score").to_pylist(),
+            acc.column("flagged").to_pylist(),
+            acc.column("campaign_id").to_pylist(),
+            acc.column("top_reasons").to_pylist(),
+            strict=True,
+        ):
+            best[a] = max(best.get(a, 0.0), float(s))
+            if f:
+                first.setdefault(a, cut)
+                last_reasons[a] = list(r or [])
+            if c is not None:
+                last_campaign[a] = c
+        steps.append(StepStat(f"step {cut.isoformat()}", acc.num_rows, time.perf_counter() - started))
+        if progress is not None:
+            progress(i + 1, len(cutoffs))
+    assert result is not None
+    final_acc = result.accounts
+    ids = final_acc.column("account_id").to_pylist()
+    reasons = final_acc.column("top_reasons").to_pylist()
+    out_rows: dict[str, list[Any]] = {
+        "account_id": ids,
+        "score": [best.get(a, 0.0) for a in ids],
+        "flagged": [a in first for a in ids],
+        "campaign_id": [last_campaign.get(a) if a in first else None for a in ids],
+        "first_flagged_at": [first.get(a) for a in ids],
+        "top_reasons": [last_reasons.get(a, r) for a, r in zip(ids, reasons, strict=True)],
+        "novelty": final_acc.column("novelty").to_pylist(),
+        "campaign_share": final_acc.column("campaign_share").to_pylist(),
+    }
+    accounts = pa.table(
+        {
+            **{k: v for k, v in out_rows.items() if k != "first_flagged_at"},
+            "first_flagged_at": pa.array(out_rows["first_flagged_at"], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    for c in result.campaigns:
+        times = [first[a] for a in c["accounts"] if a in first]
+        c["first_flagged_at"] = min(times).isoformat() if times else None
+    result.accounts = accounts
+    result.steps = steps
+    result.summary = {
+        **result.summary,
+        "mode": "replay",
+        "every_seconds": step.total_seconds(),
+        "steps": len(cutoffs),
+        "accounts_flagged": int(np.sum(out_rows["flagged"])),
+    }
+    run = {
+        "input": str(data_dir),
+        "summary": result.summary,
+        "steps": [{"name": s.name, "rows": s.rows, "seconds": round(s.seconds, 3)} for s in steps],
+    }
+    write_detections(
+        Path(out), accounts, result.campaigns, run=run, report=report, title="distillshield replay"
+    )
+    return result
