@@ -23,6 +23,11 @@ def test_help_everywhere() -> None:
         ["scenarios"],
         ["ingest"],
         ["prepare"],
+        ["scan"],
+        ["replay"],
+        ["train"],
+        ["rules"],
+        ["rules", "lint"],
     ):
         res = runner.invoke(app, [*cmd, "--help"])
         assert res.exit_code == 0, res.output
@@ -30,10 +35,12 @@ def test_help_everywhere() -> None:
 
 
 def test_demo_runs_simulate_detect_evaluate(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--scale", "0.02"])
+    res = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--scale", "0.02", "--every", "2d"])
     assert res.exit_code == 0, res.output
     assert "campaign-a" in res.output and "legit.university_class" in res.output
     assert "harvest leakage" in res.output
+    assert (tmp_path / "demo" / "scan" / "report.html").is_file()
+    assert (tmp_path / "demo" / "replay" / "campaigns.json").is_file()
     report = json.loads((tmp_path / "demo" / "evaluation.json").read_text())
     acc = report["accounts"]
     assert report["counts"]["accounts"] == acc["tp"] + acc["fp"] + acc["fn"] + acc["tn"]
@@ -82,3 +89,20 @@ def test_scenarios_lists_builtins() -> None:
     res = runner.invoke(app, ["scenarios"])
     assert res.exit_code == 0
     assert "default" in res.output and "seed-scale" in res.output
+
+
+def test_rules_lint_command(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["rules", "lint"])
+    assert res.exit_code == 0, res.output
+    assert "clean" in res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: Bad Id\n")
+    res = runner.invoke(app, ["rules", "lint", str(bad)])
+    assert res.exit_code == 1
+    assert "bad.yaml" in res.output
+
+
+def test_scan_rejects_a_bad_time_bound(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["scan", str(tmp_path), "--out", str(tmp_path / "d"), "--until", "yesterday"])
+    assert res.exit_code == 1
+    assert "--until" in res.output

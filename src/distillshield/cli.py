@@ -246,6 +246,30 @@ def demo(
     )
 
 
+rules_app = typer.Typer(help="Detection rules as data (docs/rules.md).", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("lint")
+def rules_lint(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Rule files or directories; default the shipped rules.")
+    ] = None,
+) -> None:
+    """Validate rules: structure, SQL, columns, weights, and every positive/negative sample."""
+    from distillshield.backends import get_backend
+    from distillshield.scoring.rules import check_samples, lint, load_rules
+
+    with _errors():
+        rules = load_rules(paths or None)
+        issues = lint(rules) + check_samples(rules, get_backend())
+    for issue in issues:
+        err.print(str(issue), highlight=False, soft_wrap=True)
+    if issues:
+        _fail(f"{len(issues)} issue(s) in {len(rules)} rule(s)")
+    console.print(f"{len(rules)} rule(s) clean: lint and samples pass")
+
+
 # ------------------------------------------------------------------------------ scan / replay / train
 def _when(text: str | None, flag: str) -> datetime | None:
     """ISO date or timestamp; no zone means UTC (log timestamps are UTC)."""

@@ -361,7 +361,7 @@ def build_campaigns(
         if a in promoted:
             reasons[i] = [*reasons[i], "coordinated_novelty: linked to other highly unusual accounts"]
     flagged_ids = [a for a, f in zip(ids, flagged, strict=True) if f]
-    assign = _cluster(backend, flagged_ids, edges, seed=seed)
+    assign = _cluster(backend, flagged_ids, edges, seed=seed) if dossiers else {}
     campaign_col = [assign.get(a) for a in ids]
     members = pa.table(
         {

@@ -9,7 +9,8 @@ away is the company it keeps. This step turns the evidence edges of
     metadata, client, template, sync).
 ``strong_neighbours`` / ``unrelated_strong_neighbours`` / ``unrelated_strong_share``
     Accounts linked by a *strong* kind (money or addresses shared at the same time), and how
-    many of those present as a different organisation: a different corporate or academic
+    many of those present as a different organisation (``related_strong_neighbours`` the
+    rest: colleagues, classmates): a different corporate or academic
     e-mail domain, or both on free-mail / disposable addresses (strangers by their own
     account). Colleagues behind one corporate VPN on one corporate card share a domain; a
     class behind a campus NAT shares the university's domain; a farm of accounts sharing
@@ -43,6 +44,7 @@ GRAPH_COLUMNS: tuple[str, ...] = (
     "strong_neighbours",
     "unrelated_strong_neighbours",
     "unrelated_strong_share",
+    "related_strong_neighbours",
     "component_size",
     "component_countries",
     "component_domains",
@@ -117,6 +119,8 @@ SELECT m.account_id, m.component,
        CASE WHEN coalesce(r.strong_neighbours, 0) = 0 THEN 0.0
             ELSE CAST(r.unrelated_strong_neighbours AS DOUBLE) / r.strong_neighbours END
            AS unrelated_strong_share,
+       coalesce(r.strong_neighbours, 0) - coalesce(r.unrelated_strong_neighbours, 0)
+           AS related_strong_neighbours,
        k.size AS component_size,
        CASE WHEN k.size > 1 THEN CAST(greatest(k.countries - 1, 0) AS DOUBLE) / (k.size - 1) ELSE 0.0 END
            AS component_countries,

@@ -93,8 +93,15 @@ class AccountModel:
         threshold: float = 0.5,
         provenance: dict[str, Any] | None = None,
     ) -> AccountModel:
-        """Fit on a design matrix and 0/1 labels (L2-regularised logistic regression)."""
-        from sklearn.linear_model import LogisticRegression
+        """Fit on a design matrix and 0/1 labels: L2-regularised, sign-constrained logistic regression.
+
+        Minimises the mean log loss plus ``||w||^2 / (2 C n)`` (scikit-learn's convention for
+        ``C``) with each coefficient bounded to its feature's declared ``direction``
+        (:class:`~distillshield.detect.design.Feature`), by L-BFGS-B. Inputs are standardised
+        first, so ``C`` weighs every feature alike.
+        """
+        from scipy.optimize import minimize
+        from scipy.special import expit
 
         if x.shape[0] != y.shape[0] or x.shape[1] != len(features):
             raise DistillShieldError(
@@ -105,14 +112,37 @@ class AccountModel:
         mean = x.mean(axis=0)
         scale = x.std(axis=0)
         scale = np.where(scale > 1e-9, scale, 1.0)
-        lr = LogisticRegression(C=c, max_iter=10_000)
-        lr.fit((x - mean) / scale, y)
+        z = (x - mean) / scale
+        t = np.asarray(y, dtype=np.float64)
+        n, d = z.shape
+        penalty = 1.0 / (2.0 * c * n)
+
+        def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = params[:d], params[d]
+            logit = z @ w + b
+            # log(1 + e^m) - t m, computed stably
+            value = float(np.mean(np.logaddexp(0.0, logit) - t * logit) + penalty * float(w @ w))
+            g = (expit(logit) - t) / n
+            grad = np.concatenate([z.T @ g + 2.0 * penalty * w, [g.sum()]])
+            return value, grad
+
+        bounds: list[tuple[float | None, float | None]] = [
+            (0.0, None) if f.direction > 0 else (None, 0.0) if f.direction < 0 else (None, None)
+            for f in features
+        ]
+        bounds.append((None, None))
+        res = minimize(
+            loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 5000}
+        )
+        if not res.success and not np.all(np.isfinite(res.x)):
+            raise DistillShieldError(f"fit: optimiser failed: {res.message}")
+        coef, intercept = res.x[:d], float(res.x[d])
         return cls(
             features=tuple(feature_names(features)),
             mean=tuple(float(v) for v in mean),
             scale=tuple(float(v) for v in scale),
-            coef=tuple(float(v) for v in lr.coef_[0]),
-            intercept=float(lr.intercept_[0]),
+            coef=tuple(float(v) for v in coef),
+            intercept=intercept,
             threshold=threshold,
             provenance=dict(provenance or {}),
         )

@@ -44,10 +44,12 @@ def top_reasons(
 ) -> list[list[str]]:
     """Up to ``k`` reasons per row of ``table`` (rows aligned with ``contributions``).
 
-    Unflagged rows get reasons too (an analyst asks why an account came close). A novelty
-    percentile of 0.99 or more is added as ``novelty_percentile=...``.
+    Unflagged rows get reasons too (an analyst asks why an account came close). Detection
+    rules that fired (a ``rules_fired`` column) are added as ``rule:<reason>``, and a novelty
+    percentile of 0.99 or more as ``novelty_percentile=...``.
     """
     raw = {f.column: table.column(f.column).to_pylist() for f in features}
+    fired = table.column("rules_fired").to_pylist() if "rules_fired" in table.column_names else None
     out: list[list[str]] = []
     for i in range(contributions.shape[0]):
         row = contributions[i]
@@ -59,6 +61,8 @@ def top_reasons(
             f = features[int(j)]
             shown = f.name if f.transform == "onehot" else f"{f.column}={format_value(raw[f.column][i])}"
             reasons.append(f"{shown} (+{row[j]:.1f})")
+        if fired is not None:
+            reasons.extend(f"rule:{r}" for r in fired[i] or [])
         if novelty is not None and novelty[i] >= 0.99:
             reasons.append(f"novelty_percentile={novelty[i]:.3f}")
         out.append(reasons)

@@ -42,6 +42,9 @@ from distillshield.errors import DistillShieldError
 from distillshield.features import account_fingerprints, register_dataset
 from distillshield.linking import EdgeParams, account_edges
 
+#: Edge kinds the scoring reads (``sync`` only feeds the campaign dossier).
+SCORING_EDGES = EdgeParams(kinds=tuple(k for k in EdgeParams().kinds if k != "sync"))
+
 __all__ = ["ScanResult", "StepStat", "account_table", "register_window", "scan", "scan_tables"]
 
 
@@ -151,7 +154,39 @@ def account_table(
     table = fp
     for name in graph.column_names[1:]:
         table = table.append_column(name, graph.column(name))
+    table = _timed(log, "rules", lambda: _with_rules(backend, table))
     return table, edges
+
+
+def _with_rules(backend: Backend, table: pa.Table) -> pa.Table:
+    """Add ``rule_score`` (sum of fired rules' weights, clipped to [0, 1]) and ``rules_fired``.
+
+    The shipped detection rules (``scoring/rules/*.yaml``, docs/rules.md) run over the same
+    per-account table the model reads; their combined weight is one model input (so the
+    trained model decides how far to trust hand-written rules) and the rules that fired
+    appear in the reasons.
+    """
+    from distillshield.scoring.rules import evaluate_rules, load_rules
+
+    backend.register("_ds_rule_input", table)
+    try:
+        firings = evaluate_rules(backend, "_ds_rule_input", load_rules())
+    finally:
+        backend.register("_ds_rule_input", pa.table({"account_id": pa.array([], pa.string())}))
+    fired: dict[str, list[str]] = {}
+    weight: dict[str, float] = {}
+    for a, reason, w in zip(
+        firings.column("account_id").to_pylist(),
+        firings.column("reason").to_pylist(),
+        firings.column("weight").to_pylist(),
+        strict=True,
+    ):
+        fired.setdefault(a, []).append(reason)
+        weight[a] = weight.get(a, 0.0) + float(w)
+    ids = table.column("account_id").to_pylist()
+    return table.append_column(
+        "rule_score", pa.array([min(1.0, max(0.0, weight.get(a, 0.0))) for a in ids], pa.float64())
+    ).append_column("rules_fired", pa.array([fired.get(a, []) for a in ids], pa.list_(pa.string())))
 
 
 def scan_tables(
@@ -179,7 +214,8 @@ def scan_tables(
     t0 = time.perf_counter()
     names = register_window(b, data_dir, since=since, until=until)
     steps.append(StepStat("register", 0, time.perf_counter() - t0))
-    table, edges = account_table(b, names, steps=steps, edge_params=edge_params)
+    params = edge_params or (EdgeParams() if dossiers else SCORING_EDGES)
+    table, edges = account_table(b, names, steps=steps, edge_params=params)
 
     t0 = time.perf_counter()
     x = design_matrix(table, FEATURES)

@@ -3,7 +3,7 @@
 ``distillshield train --out MODEL.json`` simulates each training scenario
 (``detect/training/train-*.yaml`` by default: other seeds, campaign sizes, volumes, windows
 and tactic parameters than ``default``), prepares it, and builds the scan's per-account
-table at several cut-offs after the start (half a day, 1, 2, 4 and 7 days, and the whole
+table at several cut-offs after the start (6 and 12 hours, 1, 2, 4 and 7 days, and the whole
 period) with exactly the code the scan runs (:func:`distillshield.detect.scan.account_table`
 over :func:`~distillshield.detect.scan.register_window`). Training on early cut-offs is what
 lets an incremental replay flag a campaign on its first day: the model has seen what a
@@ -24,19 +24,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillshield.backends import get_backend
 from distillshield.detect.design import FEATURES, design_matrix
 from distillshield.detect.model import AccountModel
-from distillshield.detect.scan import account_table, register_window
+from distillshield.detect.scan import SCORING_EDGES, account_table, register_window
 from distillshield.prepare import prepare
 from distillshield.schema import ACCOUNT_LABELS, read_table
 
 __all__ = ["CUTOFF_DAYS", "train", "training_rows", "training_scenarios"]
 
 #: Cut-offs after the start of the data (days) at which training rows are taken; None = all.
-CUTOFF_DAYS: tuple[float | None, ...] = (0.5, 1.0, 2.0, 4.0, 7.0, None)
+CUTOFF_DAYS: tuple[float | None, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 7.0, None)
 
 
 def training_scenarios() -> list[Path]:
@@ -45,10 +46,11 @@ def training_scenarios() -> list[Path]:
     return sorted(root.glob("train-*.yaml"))
 
 
-def training_rows(
-    data_dir: Path, cutoffs: Sequence[float | None] = CUTOFF_DAYS
-) -> tuple[np.ndarray, np.ndarray]:
-    """Design matrix and labels of one prepared, labelled dataset at each cut-off."""
+def training_table(data_dir: Path, cutoffs: Sequence[float | None] = CUTOFF_DAYS) -> pa.Table:
+    """The scan's per-account table of one prepared, labelled dataset at each cut-off.
+
+    Adds ``label`` (1 = the account belongs to a campaign) and ``cutoff_days`` (-1 = all).
+    """
     labels = read_table(data_dir, ACCOUNT_LABELS)
     positive = dict(
         zip(
@@ -57,19 +59,28 @@ def training_rows(
             strict=True,
         )
     )
-    xs, ys = [], []
+    parts = []
     for cut in cutoffs:
         backend = get_backend()
         names = register_window(backend, data_dir)
-        until = None
         if cut is not None:
             t0 = backend.query("SELECT min(ts) AS t0 FROM ex_all").column("t0")[0].as_py()
-            until = t0 + timedelta(days=cut)
-            names = register_window(backend, data_dir, until=until)
-        table, _ = account_table(backend, names)
-        xs.append(design_matrix(table, FEATURES))
-        ys.append(np.array([bool(positive.get(a, False)) for a in table.column("account_id").to_pylist()]))
-    return np.vstack(xs), np.concatenate(ys).astype(np.int64)
+            names = register_window(backend, data_dir, until=t0 + timedelta(days=cut))
+        table, _ = account_table(backend, names, edge_params=SCORING_EDGES)
+        ids = table.column("account_id").to_pylist()
+        table = table.append_column(
+            "label", pa.array([int(bool(positive.get(a, False))) for a in ids], pa.int64())
+        )
+        parts.append(table.append_column("cutoff_days", pa.array([-1.0 if cut is None else cut] * len(ids))))
+    return pa.concat_tables(parts)
+
+
+def training_rows(
+    data_dir: Path, cutoffs: Sequence[float | None] = CUTOFF_DAYS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Design matrix and labels of one prepared, labelled dataset at each cut-off."""
+    table = training_table(data_dir, cutoffs)
+    return design_matrix(table, FEATURES), table.column("label").to_numpy()
 
 
 def train(
@@ -80,6 +91,7 @@ def train(
     scale: float = 1.0,
     cutoffs: Sequence[float | None] = CUTOFF_DAYS,
     c: float = 0.3,
+    threshold: float = 0.9,
     log: Callable[[str], None] | None = None,
 ) -> AccountModel:
     """Simulate, prepare and featurise each scenario, fit, and save the model to ``out``."""
@@ -117,6 +129,7 @@ def train(
         y_all,
         features=FEATURES,
         c=c,
+        threshold=threshold,
         provenance={
             "name": "account-lr",
             "trainer": "distillshield train",

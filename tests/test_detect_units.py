@@ -1,0 +1,239 @@
+"""Detection building blocks on hand-built inputs: design matrix, model, novelty, graph, clustering."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from distillshield.backends import get_backend
+from distillshield.detect import AccountModel, load_model
+from distillshield.detect.campaigns import MERGE_MIN_EDGES, _cluster, campaign_id_for
+from distillshield.detect.design import FEATURES, PSEUDO_REQUESTS, Feature, design_matrix, feature_names
+from distillshield.detect.graph import graph_features
+from distillshield.detect.novelty import novelty_scores
+from distillshield.detect.reasons import top_reasons
+from distillshield.errors import DistillShieldError
+from distillshield.linking.edges import EDGE_SCHEMA
+
+# ----------------------------------------------------------------------------------- design
+
+
+def test_shares_are_shrunk_towards_their_prior_for_small_accounts() -> None:
+    feats = (
+        Feature("reasoning_share", "reasoning_share", prior=0.0),
+        Feature("declared_country_share", "declared_country_share", fill=1.0, prior=1.0),
+        Feature("log_requests", "n_requests", "log1p"),
+    )
+    t = pa.table(
+        {
+            "n_requests": [1, 1000, None],
+            "reasoning_share": [1.0, 1.0, None],
+            "declared_country_share": [0.0, 0.0, None],
+        }
+    )
+    x = design_matrix(t, feats)
+    a = PSEUDO_REQUESTS
+    assert x[0, 0] == pytest.approx(1.0 / (1.0 + a))  # one odd request is weak evidence
+    assert x[1, 0] == pytest.approx(1000.0 / (1000.0 + a))  # a thousand are not
+    assert x[0, 1] == pytest.approx(a / (1.0 + a))  # shrunk towards "at home"
+    assert x[2, 0] == 0.0 and x[2, 1] == 1.0  # null = the prior, no NaN
+    assert x[1, 2] == pytest.approx(math.log1p(1000))
+    assert not np.isnan(x).any()
+
+
+def test_onehot_bool_and_missing_column() -> None:
+    feats = (
+        Feature("d", "email_domain_class", "onehot", value="disposable"),
+        Feature("v", "verified", "bool"),
+    )
+    t = pa.table({"email_domain_class": ["disposable", "corporate", None], "verified": [True, False, None]})
+    assert design_matrix(t, feats).tolist() == [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]
+    with pytest.raises(KeyError, match="needs column"):
+        design_matrix(pa.table({"x": [1]}), feats)
+
+
+def test_every_feature_declares_a_valid_direction() -> None:
+    assert len(set(feature_names())) == len(FEATURES)
+    assert all(f.direction in (-1, 0, 1) for f in FEATURES)
+    assert not any(f.column == "pathway" for f in FEATURES)  # a programme is not evidence
+
+
+# ----------------------------------------------------------------------------------- model
+
+
+def _toy(seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[Feature, ...]]:
+    rng = np.random.default_rng(seed)
+    n = 400
+    y = (rng.random(n) < 0.3).astype(np.int64)
+    good = y * 2.0 + rng.normal(0, 1, n)  # truly positive evidence
+    wrong_sign = -y * 1.5 + rng.normal(0, 1, n)  # data says "less is suspicious", declared +1
+    free = y * -1.0 + rng.normal(0, 1, n)
+    x = np.column_stack([good, wrong_sign, free])
+    feats = (
+        Feature("good", "good", direction=+1),
+        Feature("bad", "bad", direction=+1),
+        Feature("free", "free"),
+    )
+    return x, y, feats
+
+
+def test_fit_respects_declared_directions_and_separates() -> None:
+    x, y, feats = _toy()
+    m = AccountModel.fit(x, y, features=feats, c=1.0)
+    assert m.coef[0] > 0.5
+    assert m.coef[1] == pytest.approx(0.0, abs=1e-9)  # clamped at the bound, not negative
+    assert m.coef[2] < 0  # free to go either way
+    p = m.predict_proba(x)
+    assert ((p >= 0.5) == (y == 1)).mean() > 0.85
+
+
+def test_contributions_sum_to_the_logit() -> None:
+    x, y, feats = _toy(1)
+    m = AccountModel.fit(x, y, features=feats)
+    logit = m.contributions(x).sum(axis=1) + m.intercept
+    assert np.allclose(1 / (1 + np.exp(-logit)), m.predict_proba(x))
+
+
+def test_model_json_round_trip_and_errors(tmp_path: object) -> None:
+    x, y, feats = _toy(2)
+    m = AccountModel.fit(x, y, features=feats, provenance={"name": "toy"})
+    again = AccountModel.from_json(m.to_json())
+    assert again == m
+    with pytest.raises(DistillShieldError, match="not an account model"):
+        AccountModel.from_json(json.dumps({"format": "other"}))
+    with pytest.raises(DistillShieldError, match="not an account model"):
+        AccountModel.from_json("{")
+    with pytest.raises(DistillShieldError, match="other features"):
+        m.check_features(FEATURES)
+    with pytest.raises(DistillShieldError, match="both campaign and legitimate"):
+        AccountModel.fit(x, np.zeros(len(y), dtype=np.int64), features=feats)
+
+
+def test_shipped_model_matches_the_feature_list() -> None:
+    m = load_model()
+    m.check_features(FEATURES)
+    assert 0 < m.threshold < 1
+    assert m.provenance.get("scenarios"), "the shipped model records what it was trained on"
+    trained_on = {s["scenario"] for s in m.provenance["scenarios"]}
+    assert "default" not in trained_on  # evaluated on default: never fitted on it
+    for f, c in zip(FEATURES, m.coef, strict=True):
+        assert c * f.direction >= -1e-9, f.name
+
+
+# ----------------------------------------------------------------------------------- novelty and reasons
+
+
+def test_novelty_is_a_seeded_percentile_and_finds_the_outlier() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, (300, 4))
+    x[17] = [12, -12, 12, -12]
+    a, b = novelty_scores(x, seed=5), novelty_scores(x, seed=5)
+    assert np.array_equal(a, b)
+    assert a[17] == 1.0 and a.min() >= 0.0 and a.max() <= 1.0
+    assert novelty_scores(x[:10]).tolist() == [0.0] * 10  # too few to say what is normal
+
+
+def test_reasons_show_raw_values_of_the_largest_contributions() -> None:
+    feats = (Feature("log_requests", "n_requests", "log1p"), Feature("cot", "cot_expose_share"))
+    t = pa.table({"n_requests": [5000, 3], "cot_expose_share": [0.62, 0.0]})
+    contrib = np.array([[0.3, 2.0], [0.1, -1.0]])
+    r = top_reasons(t, contrib, feats, novelty=np.array([0.995, 0.2]))
+    assert r[0][0] == "cot_expose_share=0.62 (+2.0)"
+    assert r[0][1] == "n_requests=5000 (+0.3)"
+    assert r[0][-1].startswith("novelty_percentile=")
+    assert r[1] == []
+
+
+# ----------------------------------------------------------------------------------- graph features
+
+
+def _edges(rows: list[tuple[str, str, str]]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [{"src": min(a, b), "dst": max(a, b), "kind": k, "weight": 1.0, "evidence": ""} for a, b, k in rows],
+        schema=EDGE_SCHEMA,
+    )
+
+
+def test_graph_features_tell_colleagues_from_strangers() -> None:
+    b = get_backend()
+    acc = pa.table(
+        {
+            "account_id": ["c1", "c2", "c3", "h1", "h2", "h3", "x"],
+            "email_domain": [
+                "acme.com",
+                "acme.com",
+                "acme.com",
+                "gmail.com",
+                "mail.ru",
+                "gmail.com",
+                "z.org",
+            ],
+            "declared_country": ["DE", "DE", "DE", "US", "BR", "IN", "FR"],
+        }
+    )
+    cls = ["corporate"] * 3 + ["free-mail"] * 3 + ["corporate"]
+    b.register("acc", acc)
+    b.register("acc_enr", pa.table({"account_id": acc.column("account_id"), "email_domain_class": cls}))
+    b.register("pop", acc.select(["account_id"]))
+    edges = _edges(
+        [
+            ("c1", "c2", "payment"),
+            ("c2", "c3", "ip"),
+            ("c1", "c3", "prefix"),
+            ("h1", "h2", "ip"),
+            ("h2", "h3", "payment"),
+            ("h1", "h3", "template"),  # weak: not a strong neighbour
+        ]
+    )
+    g = {r["account_id"]: r for r in graph_features(b, edges, population="pop").to_pylist()}
+    assert g["c1"]["strong_neighbours"] == 2 and g["c1"]["unrelated_strong_neighbours"] == 0
+    assert g["c1"]["related_strong_neighbours"] == 2
+    assert g["h2"]["unrelated_strong_neighbours"] == 2 and g["h2"]["unrelated_strong_share"] == 1.0
+    assert g["h1"]["strong_neighbours"] == 1 and g["h1"]["deg_template"] == 1
+    assert g["c1"]["component_size"] == 3 and g["c1"]["component_countries"] == 0.0
+    assert g["h1"]["component_size"] == 3 and g["h1"]["component_countries"] == 1.0  # 3 countries / 3
+    assert g["h1"]["component_domains"] == 0.5  # gmail.com twice, mail.ru once
+    assert g["x"]["component_size"] == 1 and g["x"]["strong_neighbours"] == 0
+    assert g["c1"]["component"] == g["c3"]["component"] != g["h1"]["component"]
+
+
+# ----------------------------------------------------------------------------------- clustering
+
+
+def _clique(prefix: str, n: int, kind: str) -> list[tuple[str, str, str]]:
+    names = [f"{prefix}{i:02d}" for i in range(n)]
+    return [(a, b, kind) for i, a in enumerate(names) for b in names[i + 1 :]]
+
+
+def test_leiden_separates_two_farms_bridged_by_a_coincidental_prefix() -> None:
+    rows = (
+        _clique("a", 12, "ip")
+        + _clique("d", 20, "prefix")
+        + [("a00", "d00", "prefix"), ("a01", "d01", "prefix")]
+    )
+    flagged = sorted({x for r in rows for x in r[:2]})
+    assign = _cluster(get_backend(), flagged, _edges(rows))
+    a_ids = {assign[f"a{i:02d}"] for i in range(12)}
+    d_ids = {assign[f"d{i:02d}"] for i in range(20)}
+    assert len(a_ids) == 1 and len(d_ids) == 1 and a_ids != d_ids
+
+
+def test_shared_money_merges_communities_and_ids_are_deterministic() -> None:
+    bridge = [(f"a{i:02d}", f"d{i:02d}", "payment") for i in range(MERGE_MIN_EDGES)]
+    rows = _clique("a", 12, "ip") + _clique("d", 20, "prefix") + bridge
+    flagged = sorted({x for r in rows for x in r[:2]})
+    assign = _cluster(get_backend(), flagged, _edges(rows))
+    assert len(set(assign.values())) == 1
+    assert set(assign.values()) == {campaign_id_for(flagged)}
+    again = _cluster(get_backend(), list(reversed(flagged)), _edges(list(reversed(rows))))
+    assert again == assign
+
+
+def test_unflagged_accounts_never_join_a_campaign() -> None:
+    rows = [*_clique("a", 5, "payment"), ("a00", "zz", "payment")]
+    assign = _cluster(get_backend(), [f"a{i:02d}" for i in range(5)], _edges(rows))
+    assert "zz" not in assign and len(assign) == 5
