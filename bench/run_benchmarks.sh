@@ -25,3 +25,19 @@ for i in 1 2 3; do
 done
 /usr/bin/time -f "templates step (fingerprints): %e s wall, %M KB peak RSS" $BIN/distillshield prepare "$W/ing" --steps templates >/dev/null
 rm -rf "$W/sim" "$W/ing"
+echo "## scan and replay (issue 4): default scenario, prepared once; scan 3 runs, replay 1 run"
+$BIN/distillshield simulate --out "$W/scan" --overwrite >/dev/null
+/usr/bin/time -f "prepare: %e s wall, %M KB peak RSS" $BIN/distillshield prepare "$W/scan" >/dev/null
+for i in 1 2 3; do
+  /usr/bin/time -f "scan run $i: %e s wall, %M KB peak RSS" $BIN/distillshield scan "$W/scan" --out "$W/scan-det" >/dev/null
+done
+$BIN/python -c "import json; r=json.load(open('$W/scan-det/scan.json')); print('exchanges', r['summary']['exchanges']); [print(s['name'], s['rows'], s['seconds']) for s in r['steps']]"
+/usr/bin/time -f "replay --every 6h: %e s wall, %M KB peak RSS" $BIN/distillshield replay "$W/scan" --out "$W/replay-det" --every 6h >/dev/null
+rm -rf "$W/scan" "$W/scan-det" "$W/replay-det"
+echo "## scan at seed scale (issue 4): simulate, prepare, scan (1 run each)"
+$BIN/distillshield simulate --scenario seed-scale --out "$W/seed" --overwrite >/dev/null
+/usr/bin/time -f "prepare: %e s wall, %M KB peak RSS" $BIN/distillshield prepare "$W/seed" >/dev/null
+/usr/bin/time -f "scan: %e s wall, %M KB peak RSS" $BIN/distillshield scan "$W/seed" --out "$W/seed-scan" >/dev/null
+$BIN/python -c "import json; r=json.load(open('$W/seed-scan/scan.json')); print('exchanges', r['summary']['exchanges']); [print(s['name'], s['rows'], s['seconds']) for s in r['steps']]"
+$BIN/distillshield evaluate --labels "$W/seed/labels" --detections "$W/seed-scan" --json "$W/seed-scan-eval.json" >/dev/null
+rm -rf "$W/seed" "$W/seed-scan"

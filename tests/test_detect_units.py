@@ -237,3 +237,30 @@ def test_unflagged_accounts_never_join_a_campaign() -> None:
     rows = [*_clique("a", 5, "payment"), ("a00", "zz", "payment")]
     assign = _cluster(get_backend(), [f"a{i:02d}" for i in range(5)], _edges(rows))
     assert "zz" not in assign and len(assign) == 5
+
+
+def test_corroboration_and_coordinated_novelty() -> None:
+    from distillshield.detect.campaigns import _promote
+
+    accounts = pa.table(
+        {
+            "account_id": ["f", "s1", "s2", "s3", "n1", "n2", "n3", "lone"],
+            "score": [0.95, 0.6, 0.3, 0.6, 0.1, 0.1, 0.1, 0.1],
+            "flagged": [True, False, False, False, False, False, False, False],
+            "novelty": [0.5, 0.5, 0.5, 0.5, 0.995, 0.995, 0.995, 0.999],
+        }
+    )
+    edges = _edges(
+        [
+            ("f", "s1", "payment"),  # sibling on the flagged account's card, likely: flagged
+            ("f", "s2", "payment"),  # sibling but unlikely on its own: not flagged
+            ("f", "s3", "prefix"),  # a shared prefix is not an identity: not flagged
+            ("n1", "n2", "ip"),
+            ("n2", "n3", "ip"),
+            ("n1", "n3", "metadata"),
+        ]
+    )
+    flagged, why = _promote(accounts, edges, novelty_quantile=0.99, novelty_links=2, corroborated_score=0.5)
+    assert set(why) == {"s1", "n1", "n2", "n3"}
+    assert why["s1"].startswith("corroborated") and why["n1"].startswith("coordinated_novelty")
+    assert flagged.tolist() == [True, True, False, False, True, True, True, False]

@@ -211,7 +211,7 @@ def demo(
     ] = 1.0,
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     corpus: Annotated[Path | None, typer.Option(help="Real prompts, e.g. ../shared/data/prompts.")] = None,
-    every: Annotated[str, typer.Option(help="Replay cadence.")] = "6h",
+    every: Annotated[str, typer.Option(help="Replay cadence (12h keeps the demo under 3 minutes).")] = "12h",
 ) -> None:
     """The main job on the embedded default: simulate, prepare, scan, replay, evaluate."""
     from distillshield.detect import scan as run_scan

@@ -1,16 +1,22 @@
 """From flagged accounts to campaigns an analyst can act on, each with its evidence dossier.
 
-Clustering (why connected components over flagged accounts)
-    Linking runs on the accounts the model already flagged, over every evidence kind but
-    ``sync``: money and addresses (``payment``, ``ip``, ``prefix``, ``signup``), operator
-    metadata, prompt-template families and client stacks. Among *all* accounts the weak kinds
-    join strangers (a stock SDK build, a common prompt skeleton); among accounts that each
-    already look like harvesters they are what ties a farm together — the farm's accounts
-    are chosen to share no single strong value with most of their siblings, but they run
-    one generator. Connected components are computed relationally
-    (:func:`distillshield.linking.account_components`, tested against networkx) so this step
-    runs wherever the edges were built. Measured against Leiden community detection on the
-    same flagged sub-graph in docs/scoring.md.
+Clustering (why Leiden over flagged accounts, then an identity merge)
+    Linking runs on the accounts already flagged, never through an unflagged one, over
+    money and addresses (``payment``, ``ip``, ``prefix``, ``signup``), operator metadata and
+    client stacks. Leiden community detection (modularity, weighted by the summed evidence
+    weights, fixed seed) splits two operators that merely rented the same residential
+    prefix on the same day, which plain connected components would merge; communities then
+    tied by at least :data:`MERGE_MIN_EDGES` identity edges (one card, one staff handle,
+    one sign-up script) are merged, which puts back together a campaign whose server pools
+    share no address but are paid by the same cards. Template edges are left out: agentic
+    campaigns share prompt skeletons across operators. Measured alternatives in
+    docs/scoring.md (``bench/eval_clustering.py``).
+
+Corroboration
+    An account the model scores at 0.5 or more (more likely than not) but below its flag
+    threshold is flagged when it shares an identity edge (payment, metadata, signup) with
+    an account the model flagged outright: a farm's sibling does not have the population's
+    prior. One hop, never transitive.
 
 Coordinated novelty
     An account the model does not flag but that is among the most unusual of this scan
@@ -75,24 +81,51 @@ def campaign_id_for(accounts: list[str]) -> str:
     return "cmp-" + hashlib.sha256(min(accounts).encode()).hexdigest()[:10]
 
 
-def _promote_novel(
-    accounts: pa.Table, edges: pa.Table, *, novelty_quantile: float, novelty_links: int
-) -> tuple[np.ndarray, set[str]]:
+def _promote(
+    accounts: pa.Table,
+    edges: pa.Table,
+    *,
+    novelty_quantile: float,
+    novelty_links: int,
+    corroborated_score: float,
+) -> tuple[np.ndarray, dict[str, str]]:
+    """Flags beyond the model's threshold, each with the reason that justifies it.
+
+    * coordinated novelty (module docstring);
+    * corroboration: an account the model finds more likely than not a campaign account
+      (``score >= corroborated_score``) that shares an *identity* edge (a card, a staff
+      handle, a sign-up script) with an account the model flagged outright. The prior of a
+      farm's sibling is not the population's prior; one hop only, never transitively, and
+      never from an account that was itself promoted.
+    """
     flagged = accounts.column("flagged").to_numpy(zero_copy_only=False).copy()
     novelty = accounts.column("novelty").to_numpy(zero_copy_only=False)
+    score = accounts.column("score").to_numpy(zero_copy_only=False)
     ids = accounts.column("account_id").to_pylist()
-    novel = {a for a, n, f in zip(ids, novelty, flagged, strict=True) if n >= novelty_quantile and not f}
-    if not novel or edges.num_rows == 0:
-        return flagged, set()
-    kinds = edges.column("kind").to_pylist()
+    index = {a: i for i, a in enumerate(ids)}
+    promoted: dict[str, str] = {}
+    if edges.num_rows == 0:
+        return flagged, promoted
     src, dst = edges.column("src").to_pylist(), edges.column("dst").to_pylist()
+    kinds = edges.column("kind").to_pylist()
+    novel = {a for a, n, f in zip(ids, novelty, flagged, strict=True) if n >= novelty_quantile and not f}
     partners: dict[str, set[str]] = {}
+    sponsors: dict[str, set[str]] = {}
     for s, d, k in zip(src, dst, kinds, strict=True):
         if k in NOVELTY_KINDS and s in novel and d in novel:
             partners.setdefault(s, set()).add(d)
             partners.setdefault(d, set()).add(s)
-    promoted = {a for a, p in partners.items() if len(p) >= novelty_links}
-    index = {a: i for i, a in enumerate(ids)}
+        if k in IDENTITY_KINDS and s in index and d in index:
+            for a, b in ((s, d), (d, s)):
+                if flagged[index[b]] and not flagged[index[a]] and score[index[a]] >= corroborated_score:
+                    sponsors.setdefault(a, set()).add(b)
+    for a, p in partners.items():
+        if len(p) >= novelty_links:
+            promoted[a] = f"coordinated_novelty: linked to {len(p)} other highly unusual accounts"
+    for a, b in sponsors.items():
+        promoted.setdefault(
+            a, f"corroborated: shares a card, staff handle or sign-up with {len(b)} flagged account(s)"
+        )
     for a in promoted:
         flagged[index[a]] = True
     return flagged, promoted
@@ -340,26 +373,31 @@ def build_campaigns(
     *,
     novelty_quantile: float = 0.99,
     novelty_links: int = 2,
+    corroborated_score: float = 0.5,
     dossiers: bool = True,
     seed: int = 0,
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
     """Cluster flagged accounts and write each campaign's dossier.
 
     ``accounts`` has account_id, score, flagged, novelty, top_reasons (one row per scored
-    account); returns it with ``flagged`` updated by coordinated novelty and ``campaign_id``
+    account); returns it with ``flagged`` updated by corroboration and coordinated novelty and ``campaign_id``
     and ``campaign_share`` added, plus the campaign objects sorted by score then id.
     """
     del table  # reserved: per-account features are already summarised in the reasons
     ex, sig, enr, acc = (str(names[k]) for k in ("exchanges", "signals", "enrichment", "accounts"))
     rel = names.get("releases")
-    flagged, promoted = _promote_novel(
-        accounts, edges, novelty_quantile=novelty_quantile, novelty_links=novelty_links
+    flagged, promoted = _promote(
+        accounts,
+        edges,
+        novelty_quantile=novelty_quantile,
+        novelty_links=novelty_links,
+        corroborated_score=corroborated_score,
     )
     ids = accounts.column("account_id").to_pylist()
     reasons = accounts.column("top_reasons").to_pylist()
     for i, a in enumerate(ids):
         if a in promoted:
-            reasons[i] = [*reasons[i], "coordinated_novelty: linked to other highly unusual accounts"]
+            reasons[i] = [promoted[a], *reasons[i]]
     flagged_ids = [a for a, f in zip(ids, flagged, strict=True) if f]
     assign = _cluster(backend, flagged_ids, edges, seed=seed) if dossiers else {}
     campaign_col = [assign.get(a) for a in ids]

@@ -21,6 +21,10 @@ __all__ = ["format_value", "top_reasons"]
 TOP_K = 5
 #: Contributions below this (log-odds) are not worth showing.
 MIN_CONTRIBUTION = 0.25
+#: Features whose positive contribution only means "less exculpatory evidence than the
+#: average account" (no colleagues, no corporate address, not verified): they move the score
+#: but are not a reason anyone can act on, so they are not shown.
+NOT_REASONS = frozenset({"log_related_strong_neighbours", "email_domain_class=corporate", "verified"})
 
 
 def format_value(value: object) -> str:
@@ -53,12 +57,14 @@ def top_reasons(
     out: list[list[str]] = []
     for i in range(contributions.shape[0]):
         row = contributions[i]
-        order = np.argsort(-row, kind="stable")[:k]
+        order = [int(j) for j in np.argsort(-row, kind="stable") if features[int(j)].name not in NOT_REASONS][
+            :k
+        ]
         reasons: list[str] = []
         for j in order:
             if row[j] < MIN_CONTRIBUTION:
                 break
-            f = features[int(j)]
+            f = features[j]
             shown = f.name if f.transform == "onehot" else f"{f.column}={format_value(raw[f.column][i])}"
             reasons.append(f"{shown} (+{row[j]:.1f})")
         if fired is not None:

@@ -73,9 +73,10 @@ def replay(
     prepare(data_dir)
     b = backend or get_backend()
     m = model or load_model()
-    from distillshield.detect.scan import register_window
+    from distillshield.detect.scan import cache_inputs, register_window
 
-    register_window(b, data_dir)
+    registered = register_window(b, data_dir)
+    cache_inputs(b, registered)
     span = b.query("SELECT min(ts) AS t0, max(ts) AS t1 FROM ex_all").to_pylist()[0]
     t0, t1 = span["t0"], span["t1"]
     if t0 is None:
@@ -97,7 +98,9 @@ def replay(
     for i, cut in enumerate(cutoffs):
         started = time.perf_counter()
         final = i == len(cutoffs) - 1
-        result = scan_tables(data_dir, until=cut, backend=b, model=m, seed=seed, dossiers=final)
+        result = scan_tables(
+            data_dir, until=cut, backend=b, model=m, seed=seed, dossiers=final, registered=registered
+        )
         acc = result.accounts
         ids = acc.column("account_id").to_pylist()
         for a, s, f, c, r in zip(

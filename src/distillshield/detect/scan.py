@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distillshield._sql import quote_name
 from distillshield.backends import Backend, get_backend
 from distillshield.detect.design import FEATURES, design_matrix
 from distillshield.detect.graph import graph_features
@@ -41,6 +42,7 @@ from distillshield.detect.reasons import top_reasons
 from distillshield.errors import DistillShieldError
 from distillshield.features import account_fingerprints, register_dataset
 from distillshield.linking import EdgeParams, account_edges
+from distillshield.schema import EXCHANGES
 
 #: Edge kinds the scoring reads (``sync`` only feeds the campaign dossier).
 SCORING_EDGES = EdgeParams(kinds=tuple(k for k in EdgeParams().kinds if k != "sync"))
@@ -78,14 +80,25 @@ def _ts_literal(value: datetime) -> str:
 
 
 def register_window(
-    backend: Backend, data_dir: str | Path, *, since: datetime | None = None, until: datetime | None = None
+    backend: Backend,
+    data_dir: str | Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    registered: dict[str, str | None] | None = None,
 ) -> dict[str, str | None]:
     """Register the dataset with only ``[since, until)`` visible; returns fingerprint kwargs.
 
     Raw tables are registered as ``*_all``; the names returned are views that hide the
     future. ``since`` only narrows the exchanges (accounts created earlier still exist).
+    ``registered``: the result of an earlier call on this backend (e.g. after
+    :func:`cache_inputs`): the raw tables are reused, only the window views are redefined.
     """
-    names = register_dataset(backend, data_dir, exchanges="ex_all", accounts="acc_all", releases="rel_all")
+    names = (
+        dict(registered)
+        if registered is not None
+        else register_dataset(backend, data_dir, exchanges="ex_all", accounts="acc_all", releases="rel_all")
+    )
     cond = []
     if since is not None:
         cond.append(f"ts >= {_ts_literal(since)}")
@@ -102,6 +115,27 @@ def register_window(
         rel = "rel"
     names.update(exchanges="ex", accounts="acc", releases=rel)
     return names
+
+
+#: Exchange columns a scan never reads (the text): left out of the in-memory copy.
+_TEXT_COLUMNS = ("prompt", "response", "system_prompt")
+
+
+def cache_inputs(backend: Backend, names: dict[str, str | None]) -> None:
+    """Copy the inputs a scan reads into engine memory, exchanges sorted by time.
+
+    For a replay, which scans the same data dozens of times with a growing window: the
+    Parquet files are decoded and the joins' inputs laid out once, and each step's
+    ``ts < t`` filter skips whole row groups of the sorted copy. ``names`` as returned by
+    :func:`register_window`; the raw names then point at the copies.
+    """
+    cols = ", ".join(quote_name(f.name) for f in EXCHANGES.schema if f.name not in _TEXT_COLUMNS)
+    backend.execute(f"CREATE OR REPLACE TABLE _ds_ex_mem AS SELECT {cols} FROM ex_all ORDER BY ts")
+    backend.execute("CREATE OR REPLACE VIEW ex_all AS SELECT * FROM _ds_ex_mem")
+    for key in ("signals", "enrichment"):
+        name = str(names[key])
+        backend.execute(f"CREATE OR REPLACE TABLE _ds_{key}_mem AS SELECT * FROM {quote_name(name)}")
+        backend.execute(f"CREATE OR REPLACE VIEW {quote_name(name)} AS SELECT * FROM _ds_{key}_mem")
 
 
 def _timed(steps: list[StepStat], name: str, fn: Callable[[], pa.Table]) -> pa.Table:
@@ -199,6 +233,7 @@ def scan_tables(
     seed: int = 0,
     edge_params: EdgeParams | None = None,
     dossiers: bool = True,
+    registered: dict[str, str | None] | None = None,
 ) -> ScanResult:
     """Run every step of the scan on ``data_dir`` (prepared) and return the results.
 
@@ -212,7 +247,7 @@ def scan_tables(
     m.check_features(FEATURES)
     steps: list[StepStat] = []
     t0 = time.perf_counter()
-    names = register_window(b, data_dir, since=since, until=until)
+    names = register_window(b, data_dir, since=since, until=until, registered=registered)
     steps.append(StepStat("register", 0, time.perf_counter() - t0))
     params = edge_params or (EdgeParams() if dossiers else SCORING_EDGES)
     table, edges = account_table(b, names, steps=steps, edge_params=params)
