@@ -14,6 +14,7 @@ to 90 % flagged, and harvest leakage; then a reliability table of the batch scor
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -79,7 +80,8 @@ def main() -> None:
         for c in r["campaigns"]:
             camp_rows.append(
                 f"| {name} | {c['campaign_id']} | {c['accounts']} | {_fmt(c['coverage'], True)} | "
-                f"{_fmt(c['purity'], True)} | {_fmt(c['hours_to_first_flag'])} | {_fmt(c['hours_to_90pct_flagged'])} | "
+                f"{_fmt(c['purity'], True)} | {_fmt(c['hours_to_first_flag'])} | "
+                f"{_fmt(c['hours_to_90pct_flagged'])} | "
                 f"{_fmt(c['leakage'], True)} |"
             )
         acc = pq.read_table(det / "accounts.parquet", columns=["account_id", "score"])
@@ -100,13 +102,14 @@ def main() -> None:
     print("| score bin | accounts | mean score | campaign share |")
     print("|---|---|---|---|")
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         m = (s >= lo) & (s < hi)
         if m.any():
             ece += m.sum() / len(s) * abs(s[m].mean() - t[m].mean())
             print(f"| [{lo:.2f}, {min(hi, 1):.2f}) | {m.sum()} | {s[m].mean():.3f} | {t[m].mean():.3f} |")
     print(
-        f"\nBrier score {np.mean((s - t) ** 2):.4f}; expected calibration error {ece:.4f} (batch scan scores, all datasets)"
+        f"\nBrier score {np.mean((s - t) ** 2):.4f}; expected calibration error {ece:.4f} "
+        "(batch scan scores, all datasets)"
     )
 
 
