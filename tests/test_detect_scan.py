@@ -154,3 +154,19 @@ def test_parse_every() -> None:
     for bad in ("6", "h", "0m", "-1h", "6 hours"):
         with pytest.raises(DistillShieldError):
             parse_every(bad)
+
+
+def test_daily_fingerprints_partition_the_whole_period(scanned: Path, small_dataset: Path) -> None:
+    from distillshield.backends import get_backend
+    from distillshield.detect.scan import windowed_fingerprints
+
+    daily = windowed_fingerprints(get_backend(), small_dataset)
+    whole = pq.read_table(scanned / "fingerprints.parquet")
+    per_account: dict[str, int] = {}
+    for a, n in zip(daily.column("account_id").to_pylist(), daily.column("n_requests").to_pylist(), strict=True):
+        per_account[a] = per_account.get(a, 0) + n
+    assert per_account == dict(
+        zip(whole.column("account_id").to_pylist(), whole.column("n_requests").to_pylist(), strict=True)
+    )
+    starts = daily.column("window_start").to_pylist()
+    assert all(s.hour == 0 and s.minute == 0 for s in starts)  # UTC days

@@ -324,6 +324,9 @@ def scan(
     until: Annotated[str | None, typer.Option(help="Only exchanges before this time (ISO, UTC).")] = None,
     model: Annotated[Path | None, typer.Option(help="Account model JSON (default: the shipped one).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    daily: Annotated[
+        bool, typer.Option(help="Also write daily_fingerprints.parquet (one row per account-day).")
+    ] = False,
 ) -> None:
     """Detect distillation campaigns: DET/accounts.parquet, campaigns.json and report.html."""
     from distillshield.backends import get_backend
@@ -340,6 +343,7 @@ def scan(
             backend=get_backend(backend),
             model=load_model(model),
             report=report,
+            daily=daily,
         )
     console.print(_steps_table(result, f"scan {data}"))
     console.print(_campaigns_table(result.campaigns, f"{len(result.campaigns)} campaigns"))

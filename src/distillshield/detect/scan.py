@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,16 @@ from distillshield.schema import EXCHANGES
 #: Edge kinds the scoring reads (``sync`` only feeds the campaign dossier).
 SCORING_EDGES = EdgeParams(kinds=tuple(k for k in EdgeParams().kinds if k != "sync"))
 
-__all__ = ["ScanResult", "StepStat", "account_table", "register_window", "scan", "scan_tables"]
+__all__ = [
+    "ScanResult",
+    "StepStat",
+    "account_table",
+    "cache_inputs",
+    "register_window",
+    "scan",
+    "scan_tables",
+    "windowed_fingerprints",
+]
 
 
 @dataclass(frozen=True)
@@ -192,6 +201,52 @@ def account_table(
     return table, edges
 
 
+def windowed_fingerprints(
+    backend: Backend,
+    data_dir: str | Path,
+    *,
+    every: timedelta = timedelta(days=1),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    registered: dict[str, str | None] | None = None,
+) -> pa.Table:
+    """The behavioural fingerprint per account and window (UTC days by default).
+
+    One row per (window, account with traffic in it), with ``window_start`` and the columns
+    of :func:`~distillshield.features.account_fingerprints` computed on that window alone —
+    what an analyst reads to see when an account changed behaviour (a release pivot, a
+    trace-harvesting phase). The scan's model reads the whole-period table.
+    """
+    reg = registered or register_window(backend, data_dir)
+    span = backend.query("SELECT min(ts) AS t0, max(ts) AS t1 FROM ex_all").to_pylist()[0]
+    if span["t0"] is None:
+        return pa.table({"window_start": pa.array([], pa.timestamp("us", tz="UTC"))})
+    step = every.total_seconds()
+    first = max(span["t0"], since) if since else span["t0"]
+    last = min(span["t1"], until - timedelta(microseconds=1)) if until else span["t1"]
+    start = datetime.fromtimestamp(first.timestamp() // step * step, tz=UTC)
+    parts = []
+    lo = start
+    while lo <= last:
+        hi = lo + every
+        names = register_window(
+            backend,
+            data_dir,
+            since=max(lo, since) if since else lo,
+            until=min(hi, until) if until else hi,
+            registered=reg,
+        )
+        fp = account_fingerprints(backend, **names)  # type: ignore[arg-type]
+        if fp.num_rows:
+            col = pa.array([lo] * fp.num_rows, pa.timestamp("us", tz="UTC"))
+            parts.append(fp.add_column(0, "window_start", col))
+        lo = hi
+    register_window(backend, data_dir, registered=reg)
+    if not parts:
+        return pa.table({"window_start": pa.array([], pa.timestamp("us", tz="UTC"))})
+    return pa.concat_tables(parts)
+
+
 def _with_rules(backend: Backend, table: pa.Table) -> pa.Table:
     """Add ``rule_score`` (sum of fired rules' weights, clipped to [0, 1]) and ``rules_fired``.
 
@@ -305,8 +360,13 @@ def scan(
     model: AccountModel | None = None,
     seed: int = 0,
     report: bool = True,
+    daily: bool = False,
 ) -> ScanResult:
     """Prepare what is missing, scan, and write the detection directory ``out``.
+
+    Besides the detection contract it writes ``fingerprints.parquet`` (the per-account table
+    the model read: fingerprint, graph features, rule score) and, with ``daily``,
+    ``daily_fingerprints.parquet`` (:func:`windowed_fingerprints`).
 
     Preparation (signals, enrichment, templates) runs only for steps whose output is absent,
     so a dataset prepared once is scanned many times at the cost of the scan alone.
@@ -326,5 +386,20 @@ def scan(
         "steps": [{"name": s.name, "rows": s.rows, "seconds": round(s.seconds, 3)} for s in result.steps],
     }
     write_detections(Path(out), result.accounts, result.campaigns, run=run, report=report)
+    _write_parquet(Path(out) / "fingerprints.parquet", result.table)
     result.steps.append(StepStat("write", result.accounts.num_rows, time.perf_counter() - t0))
+    if daily:
+        t0 = time.perf_counter()
+        b = backend or get_backend()
+        table = windowed_fingerprints(b, data_dir, since=since, until=until)
+        _write_parquet(Path(out) / "daily_fingerprints.parquet", table)
+        result.steps.append(StepStat("daily", table.num_rows, time.perf_counter() - t0))
     return result
+
+
+def _write_parquet(path: Path, table: pa.Table) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
