@@ -170,3 +170,21 @@ def test_daily_fingerprints_partition_the_whole_period(scanned: Path, small_data
     )
     starts = daily.column("window_start").to_pylist()
     assert all(s.hour == 0 and s.minute == 0 for s in starts)  # UTC days
+
+
+def test_train_fits_a_loadable_model_on_a_small_training_scenario(tmp_path: Path) -> None:
+    from distillshield.detect import load_model
+    from distillshield.detect.design import FEATURES
+    from distillshield.detect.train import train, training_scenarios
+
+    scenarios = training_scenarios()
+    assert [p.name for p in scenarios] == ["train-1.yaml", "train-2.yaml", "train-3.yaml"]
+    out = tmp_path / "model.json"
+    model = train(out, scenarios=scenarios[:1], scale=0.05, cutoffs=(1.0, None), work_dir=tmp_path / "work")
+    again = load_model(out)
+    assert again == model
+    again.check_features(FEATURES)
+    assert again.provenance["scenarios"][0]["scenario"] == "train-1"
+    assert again.provenance["positives"] > 0
+    for f, c in zip(FEATURES, again.coef, strict=True):
+        assert c * f.direction >= -1e-9, f.name  # declared directions hold after any fit
