@@ -20,13 +20,21 @@ from distillshield.schema import ACCOUNTS, EXCHANGES, RELEASES, read_table, writ
 
 
 @pytest.fixture(scope="module")
-def scanned(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("scan") / "det"
-    scan(small_dataset, out)
+def data(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy: scanning prepares the dataset in place, the session fixture stays raw."""
+    out = tmp_path_factory.mktemp("scan-data") / "data"
+    shutil.copytree(small_dataset, out)
     return out
 
 
-def test_scan_writes_the_detection_contract(scanned: Path, small_dataset: Path) -> None:
+@pytest.fixture(scope="module")
+def scanned(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("scan") / "det"
+    scan(data, out)
+    return out
+
+
+def test_scan_writes_the_detection_contract(scanned: Path, data: Path) -> None:
     acc = pq.read_table(scanned / "accounts.parquet")
     assert {
         "account_id",
@@ -83,9 +91,9 @@ def test_scan_writes_the_detection_contract(scanned: Path, small_dataset: Path) 
     assert [s["name"] for s in run["steps"]][:4] == ["prepare", "register", "fingerprints", "edges"]
 
 
-def test_scan_quality_floor_on_the_small_default(scanned: Path, small_dataset: Path) -> None:
+def test_scan_quality_floor_on_the_small_default(scanned: Path, data: Path) -> None:
     """A floor, not the target: docs/results.md has the full-scale figures and their commands."""
-    report = evaluate(small_dataset / "labels", scanned, data_dir=small_dataset).to_dict()
+    report = evaluate(data / "labels", scanned, data_dir=data).to_dict()
     assert report["accounts"]["precision"] >= 0.95
     assert report["accounts"]["recall"] >= 0.9
     assert report["false_positives"]["rate"] <= 0.01
@@ -108,12 +116,12 @@ def _truncate(src: Path, dst: Path, until: object) -> None:
         write_table(kept, dst, spec, part=0 if spec is EXCHANGES else None)
 
 
-def test_until_sees_nothing_from_the_future(small_dataset: Path, tmp_path: Path) -> None:
-    scan(small_dataset, tmp_path / "warm", report=False)  # make sure derived tables exist
-    t0 = read_table(small_dataset, EXCHANGES, columns=["ts"]).column("ts")
+def test_until_sees_nothing_from_the_future(data: Path, tmp_path: Path) -> None:
+    scan(data, tmp_path / "warm", report=False)  # make sure derived tables exist
+    t0 = read_table(data, EXCHANGES, columns=["ts"]).column("ts")
     until = pc.min(t0).as_py() + timedelta(days=3, hours=5)
-    windowed = scan_tables(small_dataset, until=until)
-    _truncate(small_dataset, tmp_path / "cut", until)
+    windowed = scan_tables(data, until=until)
+    _truncate(data, tmp_path / "cut", until)
     physical = scan_tables(tmp_path / "cut")
     a, b = windowed.accounts, physical.accounts
     assert a.column("account_id").to_pylist() == b.column("account_id").to_pylist()
@@ -122,12 +130,12 @@ def test_until_sees_nothing_from_the_future(small_dataset: Path, tmp_path: Path)
     assert windowed.summary["exchanges"] == physical.summary["exchanges"]
 
 
-def test_replay_fills_first_flagged_at_on_the_cadence(small_dataset: Path, tmp_path: Path) -> None:
-    result = replay(small_dataset, tmp_path / "rep", every="1d", report=False)
+def test_replay_fills_first_flagged_at_on_the_cadence(data: Path, tmp_path: Path) -> None:
+    result = replay(data, tmp_path / "rep", every="1d", report=False)
     acc = pq.read_table(tmp_path / "rep" / "accounts.parquet")
     flagged = acc.filter(acc.column("flagged"))
     assert flagged.num_rows > 0
-    ts = read_table(small_dataset, EXCHANGES, columns=["ts", "account_id"])
+    ts = read_table(data, EXCHANGES, columns=["ts", "account_id"])
     t0 = pc.min(ts.column("ts")).as_py()
     first_seen: dict[str, object] = {}
     for a, t in zip(ts.column("account_id").to_pylist(), ts.column("ts").to_pylist(), strict=True):
@@ -142,7 +150,7 @@ def test_replay_fills_first_flagged_at_on_the_cadence(small_dataset: Path, tmp_p
         last = max(first_seen.values())  # type: ignore[type-var]
         assert abs(steps - round(steps)) < 1e-9 or f > last  # on the cadence, or the final step
     assert result.summary["mode"] == "replay"
-    report = evaluate(small_dataset / "labels", tmp_path / "rep", data_dir=small_dataset).to_dict()
+    report = evaluate(data / "labels", tmp_path / "rep", data_dir=data).to_dict()
     assert report["leakage"]["share"] < 1.0  # replay catches campaigns before the data ends
     assert report["accounts"]["recall"] >= 0.9
 
@@ -156,14 +164,15 @@ def test_parse_every() -> None:
             parse_every(bad)
 
 
-def test_daily_fingerprints_partition_the_whole_period(scanned: Path, small_dataset: Path) -> None:
+def test_daily_fingerprints_partition_the_whole_period(scanned: Path, data: Path) -> None:
     from distillshield.backends import get_backend
     from distillshield.detect.scan import windowed_fingerprints
 
-    daily = windowed_fingerprints(get_backend(), small_dataset)
+    daily = windowed_fingerprints(get_backend(), data)
     whole = pq.read_table(scanned / "fingerprints.parquet")
     per_account: dict[str, int] = {}
-    for a, n in zip(daily.column("account_id").to_pylist(), daily.column("n_requests").to_pylist(), strict=True):
+    ids, counts = daily.column("account_id").to_pylist(), daily.column("n_requests").to_pylist()
+    for a, n in zip(ids, counts, strict=True):
         per_account[a] = per_account.get(a, 0) + n
     assert per_account == dict(
         zip(whole.column("account_id").to_pylist(), whole.column("n_requests").to_pylist(), strict=True)
