@@ -283,6 +283,10 @@ def _when(text: str | None, flag: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _engine_options(memory_limit: str | None) -> dict[str, object]:
+    return {"memory_limit": memory_limit} if memory_limit else {}
+
+
 def _campaigns_table(campaigns: list[dict[str, Any]], title: str) -> Table:
     t = Table(title=title)
     for col in ("campaign", "actor", "accounts", "exchanges", "score", "first seen", "summary"):
@@ -324,6 +328,9 @@ def scan(
     until: Annotated[str | None, typer.Option(help="Only exchanges before this time (ISO, UTC).")] = None,
     model: Annotated[Path | None, typer.Option(help="Account model JSON (default: the shipped one).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    memory_limit: Annotated[
+        str | None, typer.Option(help="Engine memory cap, e.g. 6GB (spills to a temporary directory).")
+    ] = None,
     daily: Annotated[
         bool, typer.Option(help="Also write daily_fingerprints.parquet (one row per account-day).")
     ] = False,
@@ -359,6 +366,9 @@ def replay(
     backend: Annotated[str, typer.Option(help="Query engine.")] = "duckdb",
     model: Annotated[Path | None, typer.Option(help="Account model JSON (default: the shipped one).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    memory_limit: Annotated[
+        str | None, typer.Option(help="Engine memory cap, e.g. 6GB (spills to a temporary directory).")
+    ] = None,
 ) -> None:
     """Run detection at a cadence on the data available at each step; fills first_flagged_at."""
     from distillshield.backends import get_backend
@@ -370,7 +380,7 @@ def replay(
             data,
             out,
             every=every,
-            backend=get_backend(backend),
+            backend=get_backend(backend, **_engine_options(memory_limit)),
             model=load_model(model),
             report=report,
             progress=update,

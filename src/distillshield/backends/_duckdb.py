@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -26,7 +27,10 @@ class DuckDBBackend(Backend):
         self.con = duckdb.connect(database)
         self.con.execute("SET TimeZone = 'UTC'")
         if memory_limit:
+            # with a limit, large joins spill to a temporary directory instead of failing
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
+            self._spill = tempfile.TemporaryDirectory(prefix="distillshield-duckdb-")
+            self.con.execute(f"SET temp_directory = '{self._spill.name}'")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self._tables: dict[str, pa.Table] = {}

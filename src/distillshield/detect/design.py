@@ -133,9 +133,10 @@ FEATURES: tuple[Feature, ...] = (
     _f("log_related_strong_neighbours", "related_strong_neighbours", "log1p", direction=-1),
     _f("log_unrelated_strong_neighbours", "unrelated_strong_neighbours", "log1p", direction=+1),
     _f("unrelated_strong_share", direction=+1),
-    _f("log_component_size", "component_size", "log1p"),
-    _f("component_countries", direction=+1),
-    _f("component_domains", direction=+1),
+    # Not the strong *component*'s size or diversity: at seed scale (120k accounts) chance
+    # prefix sharing between residential users percolates into one 36k-account component,
+    # and a model that learned "big component = farm" on 5k-account scenarios flagged 2.5 %
+    # of individual developers there (docs/results.md). Neighbour counts are local.
     # the hand-written detection rules (scoring/rules/*.yaml): their combined weight
     _f("rule_score", direction=+1),
 )
