@@ -60,6 +60,7 @@ def test_every_feature_declares_a_valid_direction() -> None:
     assert len(set(feature_names())) == len(FEATURES)
     assert all(f.direction in (-1, 0, 1) for f in FEATURES)
     assert not any(f.column == "pathway" for f in FEATURES)  # a programme is not evidence
+    assert not any(f.column.startswith("component_") for f in FEATURES)  # percolates at scale
 
 
 # ----------------------------------------------------------------------------------- model

@@ -106,9 +106,24 @@ def _promote(
     promoted: dict[str, str] = {}
     if edges.num_rows == 0:
         return flagged, promoted
-    src, dst = edges.column("src").to_pylist(), edges.column("dst").to_pylist()
-    kinds = edges.column("kind").to_pylist()
     novel = {a for a, n, f in zip(ids, novelty, flagged, strict=True) if n >= novelty_quantile and not f}
+    candidates = {
+        a for a, sc, f in zip(ids, score, flagged, strict=True) if sc >= corroborated_score and not f
+    }
+    # only edges that can matter, filtered in Arrow: at seed scale there are millions
+    touching = pa.array(sorted(novel | candidates), pa.string())
+    useful = pc.and_(
+        pc.is_in(
+            edges.column("kind"), value_set=pa.array(sorted({*NOVELTY_KINDS, *IDENTITY_KINDS}), pa.string())
+        ),
+        pc.or_(
+            pc.is_in(edges.column("src"), value_set=touching),
+            pc.is_in(edges.column("dst"), value_set=touching),
+        ),
+    )
+    near = edges.filter(useful)
+    src, dst = near.column("src").to_pylist(), near.column("dst").to_pylist()
+    kinds = near.column("kind").to_pylist()
     partners: dict[str, set[str]] = {}
     sponsors: dict[str, set[str]] = {}
     for s, d, k in zip(src, dst, kinds, strict=True):
@@ -149,7 +164,8 @@ def _cluster(backend: Backend, flagged_ids: list[str], edges: pa.Table, *, seed:
 
     keep = pa.array(flagged_ids, pa.string())
     mask = pc.and_(
-        pc.is_in(edges.column("src"), value_set=keep), pc.is_in(edges.column("dst"), value_set=keep)
+        pc.is_in(edges.column("kind"), value_set=pa.array(CLUSTER_KINDS, pa.string())),
+        pc.and_(pc.is_in(edges.column("src"), value_set=keep), pc.is_in(edges.column("dst"), value_set=keep)),
     )
     sub = edges.filter(mask)
     nodes = sorted(flagged_ids)
@@ -298,6 +314,40 @@ def _release_pivots(backend: Backend, ex: str, rel: str | None) -> dict[str, dic
                 "share_48h": r["share_48h"],
             }
     return best
+
+
+def _link_edges(backend: Backend, edges: pa.Table) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
+    """Per campaign, its strongest :data:`MAX_LINK_EDGES` internal edges (not ``sync``) and the count.
+
+    Done by the engine: at seed scale a hydra campaign has millions of internal edges.
+    """
+    backend.register("_ds_link_edges", edges.select(["src", "dst", "kind", "weight"]))
+    try:
+        rows = _rows(
+            backend,
+            "SELECT campaign_id, src, dst, kind, weight, n FROM ("
+            "SELECT a.campaign_id, e.src, e.dst, e.kind, e.weight, "
+            "row_number() OVER (PARTITION BY a.campaign_id "
+            "ORDER BY e.weight DESC, e.kind, e.src, e.dst) AS rk, "
+            "count(*) OVER (PARTITION BY a.campaign_id) AS n "
+            f"FROM _ds_link_edges e JOIN {_MEMBERS} a ON a.account_id = e.src "
+            f"JOIN {_MEMBERS} b ON b.account_id = e.dst AND b.campaign_id = a.campaign_id "
+            f"WHERE e.kind <> 'sync') r WHERE rk <= {MAX_LINK_EDGES} ORDER BY campaign_id, rk",
+        )
+    finally:
+        empty = pa.array([], pa.string())
+        backend.register(
+            "_ds_link_edges",
+            pa.table({"src": empty, "dst": empty, "kind": empty, "weight": pa.array([], pa.float64())}),
+        )
+    links: dict[str, list[dict[str, Any]]] = {}
+    counts: dict[str, int] = {}
+    for r in rows:
+        links.setdefault(r["campaign_id"], []).append(
+            {"src": r["src"], "dst": r["dst"], "kind": r["kind"], "weight": round(float(r["weight"]), 4)}
+        )
+        counts[r["campaign_id"]] = int(r["n"])
+    return links, counts
 
 
 def _campaign_families(backend: Backend, ex: str, sig: str, accounts: pa.Table) -> None:
@@ -471,13 +521,7 @@ def build_campaigns(
     for a, cid in assign.items():
         by_campaign.setdefault(cid, []).append(a)
     reasons_of = dict(zip(ids, reasons, strict=True))
-    src, dst = edges.column("src").to_pylist(), edges.column("dst").to_pylist()
-    kinds, weights = edges.column("kind").to_pylist(), edges.column("weight").to_pylist()
-    links: dict[str, list[dict[str, Any]]] = {}
-    for s, d, k, w in zip(src, dst, kinds, weights, strict=True):
-        home = assign.get(s)
-        if home is not None and home == assign.get(d) and k != "sync":
-            links.setdefault(home, []).append({"src": s, "dst": d, "kind": k, "weight": round(float(w), 4)})
+    links, link_counts = _link_edges(backend, edges)
 
     campaigns: list[dict[str, Any]] = []
     for cid, mem in by_campaign.items():
@@ -486,7 +530,7 @@ def build_campaigns(
         counts = mix.get(cid, {})
         total = sum(counts.values())
         common = Counter(r.split("=")[0].split(" (")[0] for a in mem for r in (reasons_of[a] or []))
-        edges_c = sorted(links.get(cid, []), key=lambda e: (-e["weight"], e["kind"], e["src"], e["dst"]))
+        edges_c = links.get(cid, [])
         c: dict[str, Any] = {
             "id": cid,
             "actor": None,
@@ -507,8 +551,8 @@ def build_campaigns(
                 "bin_hours": 1,
                 "counts": timeline.get(cid, []),
             },
-            "link_edges": edges_c[:MAX_LINK_EDGES],
-            "link_edge_count": len(edges_c),
+            "link_edges": edges_c,
+            "link_edge_count": link_counts.get(cid, 0),
             "top_reasons": [f"{k} ({n} of {len(mem)} accounts)" for k, n in common.most_common(6)],
         }
         c["summary"] = _summary(c)
