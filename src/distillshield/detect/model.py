@@ -1,8 +1,7 @@
 """The account model: a standardised logistic regression, stored as reviewable JSON.
 
-Why a linear model rather than boosted trees: measured side by side on the default scenario
-(three seeds the model never saw, trained on ``scoring/training/train-*.yaml``), a logistic
-regression over :data:`~distillshield.detect.design.FEATURES` flagged no legitimate account at
+Why a linear model rather than boosted trees: in an exploratory comparison on the default
+scenario (seeds the model never saw), a logistic regression flagged no legitimate account at
 0.5 where histogram gradient boosting flagged 10-23 individual developers (docs/scoring.md);
 its output is a log-loss-fitted probability (calibration is checked, not assumed: see
 ``distillshield evaluate`` reliability in docs/results.md); every score decomposes exactly into
