@@ -419,7 +419,6 @@ def build_campaigns(
     names: dict[str, str | None],
     accounts: pa.Table,
     edges: pa.Table,
-    table: pa.Table,
     *,
     novelty_quantile: float = 0.99,
     novelty_links: int = 2,
@@ -433,7 +432,6 @@ def build_campaigns(
     account); returns it with ``flagged`` updated by corroboration and coordinated novelty and ``campaign_id``
     and ``campaign_share`` added, plus the campaign objects sorted by score then id.
     """
-    del table  # reserved: per-account features are already summarised in the reasons
     ex, sig, enr, acc = (str(names[k]) for k in ("exchanges", "signals", "enrichment", "accounts"))
     rel = names.get("releases")
     flagged, promoted = _promote(

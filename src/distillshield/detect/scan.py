@@ -326,7 +326,7 @@ def scan_tables(
             "top_reasons": pa.array(reasons, pa.list_(pa.string())),
         }
     )
-    accounts, campaigns = build_campaigns(b, names, accounts, edges, table, dossiers=dossiers, seed=seed)
+    accounts, campaigns = build_campaigns(b, names, accounts, edges, dossiers=dossiers, seed=seed)
     steps.append(StepStat("campaigns", len(campaigns), time.perf_counter() - t0))
     span = b.query(
         f"SELECT count(*) AS n, min(ts) AS lo, max(ts) AS hi FROM {names['exchanges']}"
