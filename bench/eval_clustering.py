@@ -22,7 +22,6 @@ import networkx as nx
 import pyarrow.parquet as pq
 from sklearn.metrics import adjusted_rand_score
 
-from distillshield.backends import get_backend
 from distillshield.detect.campaigns import CLUSTER_KINDS, _cluster
 from distillshield.detect.scan import scan_tables
 
@@ -92,7 +91,7 @@ def main(data: Path) -> None:
                 graph, leidenalg.CPMVertexPartition, weights="weight", resolution_parameter=res, seed=0
             )
             show(f"Leiden CPM {res}: " + "+".join(kinds), {flagged[i]: c for i, c in enumerate(p.membership)})
-    show("scan (Leiden + identity merge)", dict(_cluster(get_backend(), flagged, result.edges)))
+    show("scan (Leiden + identity merge)", dict(_cluster(flagged, result.edges)))
 
 
 if __name__ == "__main__":

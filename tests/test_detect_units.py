@@ -217,7 +217,7 @@ def test_leiden_separates_two_farms_bridged_by_a_coincidental_prefix() -> None:
         + [("a00", "d00", "prefix"), ("a01", "d01", "prefix")]
     )
     flagged = sorted({x for r in rows for x in r[:2]})
-    assign = _cluster(get_backend(), flagged, _edges(rows))
+    assign = _cluster(flagged, _edges(rows))
     a_ids = {assign[f"a{i:02d}"] for i in range(12)}
     d_ids = {assign[f"d{i:02d}"] for i in range(20)}
     assert len(a_ids) == 1 and len(d_ids) == 1 and a_ids != d_ids
@@ -227,16 +227,16 @@ def test_shared_money_merges_communities_and_ids_are_deterministic() -> None:
     bridge = [(f"a{i:02d}", f"d{i:02d}", "payment") for i in range(MERGE_MIN_EDGES)]
     rows = _clique("a", 12, "ip") + _clique("d", 20, "prefix") + bridge
     flagged = sorted({x for r in rows for x in r[:2]})
-    assign = _cluster(get_backend(), flagged, _edges(rows))
+    assign = _cluster(flagged, _edges(rows))
     assert len(set(assign.values())) == 1
     assert set(assign.values()) == {campaign_id_for(flagged)}
-    again = _cluster(get_backend(), list(reversed(flagged)), _edges(list(reversed(rows))))
+    again = _cluster(list(reversed(flagged)), _edges(list(reversed(rows))))
     assert again == assign
 
 
 def test_unflagged_accounts_never_join_a_campaign() -> None:
     rows = [*_clique("a", 5, "payment"), ("a00", "zz", "payment")]
-    assign = _cluster(get_backend(), [f"a{i:02d}" for i in range(5)], _edges(rows))
+    assign = _cluster([f"a{i:02d}" for i in range(5)], _edges(rows))
     assert "zz" not in assign and len(assign) == 5
 
 

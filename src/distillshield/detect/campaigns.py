@@ -146,7 +146,7 @@ def _promote(
     return flagged, promoted
 
 
-def _cluster(backend: Backend, flagged_ids: list[str], edges: pa.Table, *, seed: int = 0) -> dict[str, str]:
+def _cluster(flagged_ids: list[str], edges: pa.Table, *, seed: int = 0) -> dict[str, str]:
     """account -> campaign id for flagged accounts in clusters of >= MIN_CAMPAIGN_SIZE.
 
     Leiden (modularity, weighted by the summed evidence weights of :data:`CLUSTER_KINDS`) on
@@ -156,7 +156,6 @@ def _cluster(backend: Backend, flagged_ids: list[str], edges: pa.Table, *, seed:
     operators renting from one provider, shared money and staff cannot. Why not plain
     connected components: see the module docstring and docs/scoring.md.
     """
-    del backend  # the flagged sub-graph is small: it is clustered in process
     if not flagged_ids or edges.num_rows == 0:
         return {}
     import igraph as ig
@@ -447,7 +446,7 @@ def build_campaigns(
         if a in promoted:
             reasons[i] = [promoted[a], *reasons[i]]
     flagged_ids = [a for a, f in zip(ids, flagged, strict=True) if f]
-    assign = _cluster(backend, flagged_ids, edges, seed=seed) if dossiers else {}
+    assign = _cluster(flagged_ids, edges, seed=seed) if dossiers else {}
     campaign_col = [assign.get(a) for a in ids]
     members = pa.table(
         {

@@ -10,6 +10,7 @@ verdict that a downstream consumer (the gateway, an analyst) would read as compl
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,31 @@ import pyarrow as pa
 
 from distillshield.schema import DETECTION_ACCOUNTS, write_table
 
-__all__ = ["write_detections"]
+__all__ = ["run_record", "write_detections", "write_parquet"]
 
 
 def _write_json(path: Path, body: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(body, indent=1, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def write_parquet(path: Path, table: pa.Table) -> None:
+    """Write a table that has no canonical spec (fingerprints), atomically."""
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def run_record(data_dir: str | Path, summary: dict[str, Any], steps: Sequence[Any]) -> dict[str, Any]:
+    """The body of ``scan.json``: input, summary figures, each step's rows and seconds."""
+    return {
+        "input": str(data_dir),
+        "summary": summary,
+        "steps": [{"name": s.name, "rows": s.rows, "seconds": round(s.seconds, 3)} for s in steps],
+    }
 
 
 def write_detections(

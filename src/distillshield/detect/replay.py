@@ -66,7 +66,7 @@ def replay(
     progress: Callable[[int, int | None], None] | None = None,
 ) -> ScanResult:
     """Replay detection over ``data_dir`` at cadence ``every``; write the contract to ``out``."""
-    from distillshield.detect.output import write_detections
+    from distillshield.detect.output import run_record, write_detections
     from distillshield.prepare import prepare
 
     step = parse_every(every) if isinstance(every, str) else every
@@ -152,11 +152,7 @@ def replay(
         "steps": len(cutoffs),
         "accounts_flagged": int(np.sum(out_rows["flagged"])),
     }
-    run = {
-        "input": str(data_dir),
-        "summary": result.summary,
-        "steps": [{"name": s.name, "rows": s.rows, "seconds": round(s.seconds, 3)} for s in steps],
-    }
+    run = run_record(data_dir, result.summary, steps)
     write_detections(
         Path(out), accounts, result.campaigns, run=run, report=report, title="distillshield replay"
     )

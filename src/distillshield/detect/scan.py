@@ -70,7 +70,7 @@ class StepStat:
 
 @dataclass
 class ScanResult:
-    """Everything a scan produced (the files are written from this by :func:`write_scan`)."""
+    """Everything a scan produced (:func:`scan` writes the files from it)."""
 
     accounts: pa.Table
     campaigns: list[dict[str, Any]]
@@ -371,7 +371,7 @@ def scan(
     Preparation (signals, enrichment, templates) runs only for steps whose output is absent,
     so a dataset prepared once is scanned many times at the cost of the scan alone.
     """
-    from distillshield.detect.output import write_detections
+    from distillshield.detect.output import run_record, write_detections, write_parquet
     from distillshield.prepare import prepare
 
     t0 = time.perf_counter()
@@ -380,26 +380,14 @@ def scan(
     result = scan_tables(data_dir, since=since, until=until, backend=backend, model=model, seed=seed)
     result.steps.insert(0, prep)
     t0 = time.perf_counter()
-    run = {
-        "input": str(data_dir),
-        "summary": result.summary,
-        "steps": [{"name": s.name, "rows": s.rows, "seconds": round(s.seconds, 3)} for s in result.steps],
-    }
+    run = run_record(data_dir, result.summary, result.steps)
     write_detections(Path(out), result.accounts, result.campaigns, run=run, report=report)
-    _write_parquet(Path(out) / "fingerprints.parquet", result.table)
+    write_parquet(Path(out) / "fingerprints.parquet", result.table)
     result.steps.append(StepStat("write", result.accounts.num_rows, time.perf_counter() - t0))
     if daily:
         t0 = time.perf_counter()
         b = backend or get_backend()
         table = windowed_fingerprints(b, data_dir, since=since, until=until)
-        _write_parquet(Path(out) / "daily_fingerprints.parquet", table)
+        write_parquet(Path(out) / "daily_fingerprints.parquet", table)
         result.steps.append(StepStat("daily", table.num_rows, time.perf_counter() - t0))
     return result
-
-
-def _write_parquet(path: Path, table: pa.Table) -> None:
-    import pyarrow.parquet as pq
-
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)

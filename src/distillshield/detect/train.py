@@ -34,7 +34,7 @@ from distillshield.detect.scan import SCORING_EDGES, account_table, register_win
 from distillshield.prepare import prepare
 from distillshield.schema import ACCOUNT_LABELS, read_table
 
-__all__ = ["CUTOFF_DAYS", "train", "training_rows", "training_scenarios"]
+__all__ = ["CUTOFF_DAYS", "train", "training_rows", "training_scenarios", "training_table"]
 
 #: Cut-offs after the start of the data (days) at which training rows are taken; None = all.
 CUTOFF_DAYS: tuple[float | None, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 7.0, None)
