@@ -163,8 +163,9 @@ _LONE = {
 }
 
 
-def _render_full() -> tuple[str, list[dict[str, Any]]]:
-    campaigns = [_campaign("cmp-low", 5, 0.71), _campaign("cmp-3f2a9c1b", 12, 0.97)]
+def _render_full(campaigns: list[dict[str, Any]] | None = None) -> tuple[str, list[dict[str, Any]]]:
+    if campaigns is None:
+        campaigns = [_campaign("cmp-low", 5, 0.71), _campaign("cmp-3f2a9c1b", 12, 0.97)]
     html = render_report(
         campaigns,
         _accounts(campaigns, [_LONE]),
@@ -209,21 +210,7 @@ def test_full_render_structure() -> None:
 
 def test_deterministic() -> None:
     first, campaigns = _render_full()
-    again = render_report(
-        copy.deepcopy(campaigns),
-        _accounts(campaigns, [_LONE]),
-        title="scan 2026-02",
-        source="DET/",
-        generated_at="2026-02-07T00:00:00Z",
-        summary={
-            "accounts_scanned": 12345,
-            "accounts_flagged": 18,
-            "exchanges": 987654,
-            "period": ["2026-02-01T00:00:00+00:00", "2026-02-07T00:00:00+00:00"],
-            "backend": "duckdb",
-            "rules_version": "r7",
-        },
-    )
+    again, _ = _render_full(copy.deepcopy(campaigns))
     assert first == again
 
 
