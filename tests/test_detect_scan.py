@@ -88,7 +88,7 @@ def test_scan_writes_the_detection_contract(scanned: Path, data: Path) -> None:
     html = (scanned / "report.html").read_text()
     assert "://" not in html and "<svg" in html and campaigns[0]["id"] in html  # no network reference
     run = json.loads((scanned / "scan.json").read_text())
-    assert [s["name"] for s in run["steps"]][:4] == ["prepare", "register", "fingerprints", "edges"]
+    assert [s["name"] for s in run["steps"]][:5] == ["prepare", "register", "stats", "fingerprints", "edges"]
 
 
 def test_scan_quality_floor_on_the_small_default(scanned: Path, data: Path) -> None:

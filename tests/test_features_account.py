@@ -20,6 +20,7 @@ from distillshield.features import (
     fingerprint_sql,
     register_dataset,
 )
+from distillshield.features.stats import StatsNames, stats_statements
 from distillshield.schema import ACCOUNT_LABELS, read_table
 
 T0 = datetime(2026, 2, 1, 6, 0, 0, tzinfo=UTC)
@@ -51,6 +52,7 @@ def _tiny_backend() -> Backend:
             "output_tokens": pa.array([50, 95, 10, 200, 10, 10, 10], pa.int32()),
             "reasoning_tokens": pa.array([None, 0, 5, 7, None, None, None], pa.int32()),
             "max_tokens": pa.array([None, 100, 100, None, None, None, None], pa.int32()),
+            "metadata": pa.array([None] * 7, pa.string()),
         }
     )
     sig = pa.table(
@@ -176,16 +178,21 @@ def test_without_releases_the_pivot_is_null() -> None:
 
 @pytest.mark.parametrize("releases", ["rel", None])
 def test_sql_transpiles_to_spark(releases: str | None) -> None:
-    sql = fingerprint_sql(releases=releases)
-    assert "SELECT" in transpile(sql, "spark")
-    custom = fingerprint_sql(exchanges="x1", signals="s1", enrichment="e1", accounts="a1", releases=releases)
-    assert '"x1"' in custom
+    for sql in stats_statements(releases=releases).values():
+        assert "SELECT" in transpile(sql, "spark")
+    assert "SELECT" in transpile(fingerprint_sql(), "spark")
+    custom = fingerprint_sql(stats=StatsNames(vals="v1", chunks="c1"), accounts="a1")
+    assert '"v1"' in custom and '"c1"' in custom and '"a1"' in custom
     transpile(custom, "spark")
+    named = stats_statements(exchanges="x1", signals="s1", enrichment="e1", releases=releases)
+    assert '"x1"' in named["vals"]
 
 
 def test_rejects_table_names_that_are_not_names() -> None:
     with pytest.raises(DistillShieldError):
-        fingerprint_sql(exchanges='ex"; DROP TABLE x; --')
+        stats_statements(exchanges='ex"; DROP TABLE x; --')
+    with pytest.raises(DistillShieldError):
+        fingerprint_sql(accounts='acc"; DROP TABLE x; --')
 
 
 @pytest.fixture(scope="module")

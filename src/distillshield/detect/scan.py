@@ -7,6 +7,9 @@ timed and counted in :class:`ScanResult.steps` so a run can be inspected:
                  exchanges by ``ts``, accounts by ``created_at < until``, releases by
                  ``released_at < until`` — nothing from after ``until`` is visible, which
                  is what makes :mod:`distillshield.detect.replay` honest.
+``stats``        one pass over the window's exchanges into mergeable per-account statistics
+                 (:mod:`distillshield.features.stats`); an incremental run
+                 (:mod:`distillshield.detect.incremental`) takes them for the new day only.
 ``fingerprints`` the behavioural fingerprint per account (:mod:`distillshield.features`).
 ``edges``        evidence edges between accounts (:mod:`distillshield.linking`).
 ``graph``        per-account graph features (:mod:`distillshield.detect.graph`).
@@ -41,7 +44,9 @@ from distillshield.detect.novelty import novelty_scores
 from distillshield.detect.reasons import top_reasons
 from distillshield.errors import DistillShieldError
 from distillshield.features import account_fingerprints, register_dataset
+from distillshield.features.stats import StatsNames, compute_stats
 from distillshield.linking import EdgeParams, account_edges
+from distillshield.linking.edges import stats_params
 from distillshield.schema import EXCHANGES
 
 #: Edge kinds the scoring reads (``sync`` only feeds the campaign dossier).
@@ -160,25 +165,44 @@ def account_table(
     *,
     steps: list[StepStat] | None = None,
     edge_params: EdgeParams | None = None,
+    stats: StatsNames | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """Fingerprint + graph features per account with traffic, and the edges.
 
     ``names`` are the registered tables (:func:`register_window`). Returns
     ``(table, edges)``; ``table`` has one row per account, ordered by account id.
+    ``stats``: statistics tables already registered (an incremental state's); without it the
+    window's exchanges are summarised first (step ``stats``).
     """
     log = steps if steps is not None else []
-    fp = _timed(log, "fingerprints", lambda: account_fingerprints(backend, **names))  # type: ignore[arg-type]
-    edges = _timed(
-        log,
-        "edges",
-        lambda: account_edges(
+    if stats is None:
+        stats = StatsNames()
+        t0 = time.perf_counter()
+        compute_stats(
             backend,
             exchanges=str(names["exchanges"]),
             signals=str(names["signals"]),
             enrichment=str(names["enrichment"]),
             accounts=str(names["accounts"]),
-            params=edge_params,
+            releases=names["releases"],
+            params=stats_params(params=edge_params),
+            into=stats,
+        )
+        log.append(StepStat("stats", 0, time.perf_counter() - t0))
+    fp = _timed(
+        log,
+        "fingerprints",
+        lambda: account_fingerprints(
+            backend,
+            accounts=str(names["accounts"]),
+            account_enrichment=str(names["account_enrichment"]),
+            stats=stats,
         ),
+    )
+    edges = _timed(
+        log,
+        "edges",
+        lambda: account_edges(backend, accounts=str(names["accounts"]), params=edge_params, stats=stats),
     )
     backend.register("_ds_population", fp.select(["account_id"]))
     graph = _timed(
@@ -289,11 +313,14 @@ def scan_tables(
     edge_params: EdgeParams | None = None,
     dossiers: bool = True,
     registered: dict[str, str | None] | None = None,
+    stats: StatsNames | None = None,
 ) -> ScanResult:
     """Run every step of the scan on ``data_dir`` (prepared) and return the results.
 
     ``dossiers=False`` clusters flagged accounts but skips the campaign evidence queries
-    (what a replay needs at every step but the last).
+    (what a replay needs at every step but the last). ``stats``: statistics tables already
+    registered for the window (an incremental state's, :mod:`distillshield.detect.incremental`);
+    the window's exchanges are then read only for the campaign dossiers.
     """
     from distillshield.detect.campaigns import build_campaigns
 
@@ -305,7 +332,7 @@ def scan_tables(
     names = register_window(b, data_dir, since=since, until=until, registered=registered)
     steps.append(StepStat("register", 0, time.perf_counter() - t0))
     params = edge_params or (EdgeParams() if dossiers else SCORING_EDGES)
-    table, edges = account_table(b, names, steps=steps, edge_params=params)
+    table, edges = account_table(b, names, steps=steps, edge_params=params, stats=stats)
 
     t0 = time.perf_counter()
     x = design_matrix(table, FEATURES)
@@ -328,14 +355,15 @@ def scan_tables(
     )
     accounts, campaigns = build_campaigns(b, names, accounts, edges, dossiers=dossiers, seed=seed)
     steps.append(StepStat("campaigns", len(campaigns), time.perf_counter() - t0))
+    chunks = quote_name((stats or StatsNames()).chunks)
     span = b.query(
-        f"SELECT count(*) AS n, min(ts) AS lo, max(ts) AS hi FROM {names['exchanges']}"
+        f"SELECT CAST(sum(n) AS BIGINT) AS n, min(first_ts) AS lo, max(last_ts) AS hi FROM {chunks}"
     ).to_pylist()[0]
     summary = {
         "accounts_scanned": table.num_rows,
         "accounts_flagged": int(pc.sum(accounts.column("flagged")).as_py() or 0),
         "campaigns": len(campaigns),
-        "exchanges": int(span["n"]),
+        "exchanges": int(span["n"] or 0),
         "period": [
             span["lo"].isoformat() if span["lo"] else None,
             span["hi"].isoformat() if span["hi"] else None,

@@ -7,9 +7,11 @@ many addresses, and a rush onto a newly released model. This module turns a prep
 dataset (``distillshield prepare DATA``) into one row per account carrying those
 aggregates, each a number a rule or a model can threshold and a reviewer can read.
 
-All relational work is one statement in the reference SQL dialect (DuckDB's), built by
-:func:`fingerprint_sql` and run through :meth:`Backend.query`, so it transpiles to Spark
-unchanged. Shares are fractions in [0, 1]; entropies are in bits.
+All relational work is SQL in the reference dialect (DuckDB's) run through
+:meth:`Backend.query`, so it transpiles to Spark unchanged: one pass summarises the exchanges
+into mergeable statistics (:mod:`distillshield.features.stats`), and :func:`fingerprint_sql`
+finishes the columns from them — so a batch run and an incremental daily run share every
+formula. Shares are fractions in [0, 1]; entropies are in bits.
 
 Columns (why each indicates distillation — and its legitimate look-alikes):
 
@@ -60,8 +62,9 @@ Volume and tokens
 ``hour_entropy``, ``night_share_local``
     Entropy (bits) of the UTC hour of day — 24/7 operation approaches log2(24) ≈ 4.58 —
     and the share of requests between 00:00 and 06:00 in the declared country's local
-    time (a representative UTC offset per country, :data:`COUNTRY_UTC_OFFSET`; null when
-    the country is missing or unknown to that table): humans sleep where they say they
+    time (a representative UTC offset per country,
+    :data:`distillshield.features.stats.COUNTRY_UTC_OFFSET`; null when the country is
+    missing or unknown to that table): humans sleep where they say they
     live. Look-alikes: global SaaS backends, night owls, multi-time-zone countries.
 ``post_release_new_model_share``
     For each release in ``releases``, the requests falling in ``[released_at,
@@ -100,6 +103,11 @@ import pyarrow as pa
 
 from distillshield.backends import Backend, quote_name
 from distillshield.errors import DistillShieldError
+from distillshield.features.stats import (
+    StatsNames,
+    StatsParams,
+    compute_stats,
+)
 from distillshield.schema import (
     ACCOUNT_ENRICHMENT,
     ACCOUNTS,
@@ -152,35 +160,9 @@ FINGERPRINT_COLUMNS: dict[str, str] = {
     "declared_country_share": "share of located requests from the declared country",
 }
 
-#: Representative UTC offset (hours) of each country's population centre, for local night
-#: time. Coarse by design (one zone per country, no daylight saving): the feature asks
-#: "does this account sleep where it says it lives", which an hour's error does not change.
-COUNTRY_UTC_OFFSET: dict[str, float] = {
-    "US": -6.0, "CA": -5.0, "MX": -6.0, "BR": -3.0, "AR": -3.0, "CL": -4.0, "CO": -5.0,
-    "PE": -5.0, "GB": 0.0, "IE": 0.0, "PT": 0.0, "IS": 0.0, "FR": 1.0, "DE": 1.0, "NL": 1.0,
-    "BE": 1.0, "ES": 1.0, "IT": 1.0, "PL": 1.0, "SE": 1.0, "NO": 1.0, "DK": 1.0, "CH": 1.0,
-    "AT": 1.0, "CZ": 1.0, "HU": 1.0, "NG": 1.0, "FI": 2.0, "GR": 2.0, "RO": 2.0, "UA": 2.0,
-    "IL": 2.0, "EG": 2.0, "ZA": 2.0, "TR": 3.0, "RU": 3.0, "SA": 3.0, "KE": 3.0, "IR": 3.5,
-    "AE": 4.0, "PK": 5.0, "IN": 5.5, "BD": 6.0, "ID": 7.0, "VN": 7.0, "TH": 7.0, "CN": 8.0,
-    "HK": 8.0, "TW": 8.0, "SG": 8.0, "MY": 8.0, "PH": 8.0, "KR": 9.0, "KP": 9.0, "JP": 9.0,
-    "AU": 10.0, "NZ": 12.0,
-}  # fmt: skip
 
-#: Night, in local hours [start, end).
-NIGHT_HOURS: tuple[float, float] = (0.0, 6.0)
-#: Output reaching this fraction of ``max_tokens`` counts as saturated.
-SATURATION = 0.95
-#: Window after a release in which traffic on the new model counts as a pivot.
-RELEASE_WINDOW_HOURS = 24
-
-
-def _offsets_values() -> str:
-    rows = ", ".join(f"('{c}', {off!r})" for c, off in sorted(COUNTRY_UTC_OFFSET.items()))
-    return f"(VALUES {rows}) AS tz(country, utc_offset)"
-
-
-def _distribution_sql(source: str, key: str) -> str:
-    """Entropy (bits) and top share of ``key`` per account over rows of ``source`` where it is set."""
+def _distribution_sql(vals: str, kind: str) -> str:
+    """Entropy (bits) and top share of value kind ``kind`` per account, from ``vals`` counts."""
     return f"""
     SELECT account_id,
            -sum((c / t) * ln(c / t)) / ln(2) AS entropy,
@@ -188,8 +170,8 @@ def _distribution_sql(source: str, key: str) -> str:
     FROM (
         SELECT account_id, c, sum(c) OVER (PARTITION BY account_id) AS t
         FROM (
-            SELECT account_id, CAST(count(*) AS DOUBLE) AS c
-            FROM {source} WHERE {key} IS NOT NULL GROUP BY account_id, {key}
+            SELECT account_id, CAST(sum(c) AS DOUBLE) AS c
+            FROM {vals} WHERE kind = '{kind}' GROUP BY account_id, val
         ) AS counts
     ) AS shares
     GROUP BY account_id"""
@@ -197,99 +179,86 @@ def _distribution_sql(source: str, key: str) -> str:
 
 def fingerprint_sql(
     *,
-    exchanges: str = "ex",
-    signals: str = "sig",
-    enrichment: str = "enr",
+    stats: StatsNames | None = None,
     accounts: str = "acc",
     account_enrichment: str = "acc_enr",
-    releases: str | None = "rel",
 ) -> str:
-    """The one statement (reference dialect) behind :func:`account_fingerprints`.
+    """The statement (reference dialect) that finishes fingerprints from statistics tables.
 
-    Table names are those given to :meth:`Backend.register`; ``releases=None`` leaves
-    ``post_release_new_model_share`` null.
+    ``stats`` names the tables of :mod:`distillshield.features.stats` (any number of chunks:
+    a batch scan's one, or an incremental state's many); ``accounts`` and
+    ``account_enrichment`` the canonical accounts and ``derived/accounts``.
     """
-    ex, sig, enr = quote_name(exchanges), quote_name(signals), quote_name(enrichment)
+    st = stats or StatsNames()
+    ch, vals = quote_name(st.chunks), quote_name(st.vals)
     acc, acc_enr = quote_name(accounts), quote_name(account_enrichment)
-    night_lo, night_hi = NIGHT_HOURS
-    if releases is None:
-        release_cte = ""
-        release_col = "CAST(NULL AS DOUBLE)"
-        release_join = ""
-    else:
-        release_cte = f""",
-
-release_pivot AS (
-    SELECT e.account_id,
-           avg(CASE WHEN e.model = r.model THEN 1.0 ELSE 0.0 END) AS new_model_share
-    FROM e JOIN {quote_name(releases)} AS r
-      ON e.ts >= r.released_at AND e.ts < r.released_at + INTERVAL {RELEASE_WINDOW_HOURS} HOUR
-    GROUP BY e.account_id
-)"""
-        release_col = "pv.new_model_share"
-        release_join = "LEFT JOIN release_pivot AS pv ON pv.account_id = b.account_id"
     return f"""
-WITH e AS (
-    SELECT x.account_id, x.request_id, x.ts, x.model, x.ip, x.user_agent, x.tls_fingerprint,
-           x.conversation_id, x.n_messages, x.input_tokens, x.output_tokens,
-           x.reasoning_tokens, x.max_tokens,
-           s.cot_elicit, s.capability, s.template_id, s.template_family,
-           n.ip_prefix, n.asn_name, n.ip_country, n.is_hosting, n.is_vpn
-    FROM {ex} AS x
-    LEFT JOIN {sig} AS s ON s.request_id = x.request_id
-    LEFT JOIN {enr} AS n ON n.request_id = x.request_id
-),
-base AS (
+WITH base AS (
     SELECT account_id,
-           count(*) AS n_requests,
-           count(DISTINCT CAST(ts AS DATE)) AS active_days,
-           min(ts) AS first_request_at,
+           CAST(sum(n) AS BIGINT) AS n_requests,
+           min(first_ts) AS first_request_at,
            CAST(sum(input_tokens) AS BIGINT) AS input_tokens,
            CAST(sum(output_tokens) AS BIGINT) AS output_tokens,
-           avg(CASE WHEN max_tokens > 0 THEN
-                   CASE WHEN output_tokens >= {SATURATION} * max_tokens THEN 1.0 ELSE 0.0 END
-               END) AS max_token_saturation_share,
-           avg(CASE WHEN reasoning_tokens > 0 THEN 1.0 ELSE 0.0 END) AS reasoning_share,
-           avg(CASE WHEN cot_elicit = 'expose_reasoning' THEN 1.0 ELSE 0.0 END) AS cot_expose_share,
-           avg(CASE WHEN cot_elicit = 'step_by_step' THEN 1.0 ELSE 0.0 END) AS step_by_step_share,
-           count(DISTINCT template_id) AS distinct_templates,
-           count(template_id) AS templated_requests,
-           avg(CASE WHEN n_messages > 1 THEN 1.0 ELSE 0.0 END) AS multi_turn_share,
-           count(DISTINCT conversation_id) AS conversations,
-           count(DISTINCT ip) AS distinct_ips,
-           count(DISTINCT ip_prefix) AS distinct_prefixes,
-           count(DISTINCT asn_name) AS distinct_asns,
-           count(DISTINCT ip_country) AS distinct_countries,
-           avg(CASE WHEN is_hosting THEN 1.0 WHEN NOT is_hosting THEN 0.0 END) AS hosting_share,
-           avg(CASE WHEN is_vpn THEN 1.0 WHEN NOT is_vpn THEN 0.0 END) AS vpn_share,
-           count(DISTINCT user_agent) AS distinct_user_agents,
-           count(DISTINCT tls_fingerprint) AS distinct_tls_fingerprints
-    FROM e
+           CAST(sum(sat_num) AS DOUBLE) / nullif(sum(sat_den), 0) AS max_token_saturation_share,
+           CAST(sum(reasoning_n) AS DOUBLE) / sum(n) AS reasoning_share,
+           CAST(sum(expose_n) AS DOUBLE) / sum(n) AS cot_expose_share,
+           CAST(sum(step_n) AS DOUBLE) / sum(n) AS step_by_step_share,
+           CAST(sum(templated_n) AS BIGINT) AS templated_requests,
+           CAST(sum(multi_turn_n) AS DOUBLE) / sum(n) AS multi_turn_share,
+           CAST(sum(hosting_num) AS DOUBLE) / nullif(sum(hosting_den), 0) AS hosting_share,
+           CAST(sum(vpn_num) AS DOUBLE) / nullif(sum(vpn_den), 0) AS vpn_share,
+           CASE WHEN count(night_n) > 0 THEN CAST(sum(night_n) AS DOUBLE) / sum(n) END AS night_share_local,
+           CAST(sum(rel_new) AS DOUBLE) / nullif(sum(rel_n), 0) AS post_release_new_model_share
+    FROM {ch} GROUP BY account_id
+),
+distinct_vals AS (
+    SELECT account_id,
+           count(*) FILTER (WHERE kind = 'date') AS active_days,
+           count(*) FILTER (WHERE kind = 'template') AS distinct_templates,
+           count(*) FILTER (WHERE kind = 'conversation') AS conversations,
+           count(*) FILTER (WHERE kind = 'ip') AS distinct_ips,
+           count(*) FILTER (WHERE kind = 'prefix') AS distinct_prefixes,
+           count(*) FILTER (WHERE kind = 'asn') AS distinct_asns,
+           count(*) FILTER (WHERE kind = 'country') AS distinct_countries,
+           count(*) FILTER (WHERE kind = 'ua') AS distinct_user_agents,
+           count(*) FILTER (WHERE kind = 'tls') AS distinct_tls_fingerprints
+    FROM (SELECT DISTINCT account_id, kind, val FROM {vals}
+          WHERE kind IN ('date', 'template', 'conversation', 'ip', 'prefix', 'asn', 'country', 'ua', 'tls')) d
     GROUP BY account_id
 ),
-gaps AS (
-    SELECT account_id,
-           date_diff('microsecond',
-                     lag(ts) OVER (PARTITION BY account_id ORDER BY ts, request_id), ts) / 1000000.0 AS gap_s
-    FROM e
+-- gap moments: each chunk's inside gaps, plus one gap across every boundary between
+-- consecutive chunks of an account; merged with Chan's parallel formula
+pieces AS (
+    SELECT account_id, gap_n AS k, gap_mean AS mu, gap_m2 AS m2 FROM {ch} WHERE gap_n > 0
+    UNION ALL
+    SELECT account_id, 1 AS k, date_diff('microsecond', prev_last, first_ts) / 1000000.0 AS mu, 0.0 AS m2
+    FROM (SELECT account_id, first_ts,
+                 lag(last_ts) OVER (PARTITION BY account_id ORDER BY first_ts) AS prev_last
+          FROM {ch}) AS ordered
+    WHERE prev_last IS NOT NULL
+),
+moments AS (
+    SELECT account_id, sum(k) AS k, sum(k * mu) / sum(k) AS mu FROM pieces GROUP BY account_id
 ),
 timing AS (
-    SELECT account_id,
-           CASE WHEN count(gap_s) >= 2 AND avg(gap_s) > 0
-                THEN stddev_pop(gap_s) / avg(gap_s) END AS interarrival_cv
-    FROM gaps
-    GROUP BY account_id
+    SELECT p.account_id,
+           CASE WHEN max(m.k) >= 2 AND max(m.mu) > 0
+                THEN sqrt(greatest(sum(p.m2 + p.k * (p.mu - m.mu) * (p.mu - m.mu)), 0.0) / max(m.k))
+                     / max(m.mu)
+           END AS interarrival_cv
+    FROM pieces AS p JOIN moments AS m ON m.account_id = p.account_id
+    GROUP BY p.account_id
 ),
-cap AS ({_distribution_sql("e", "capability")}
+cap AS ({_distribution_sql(vals, "capability")}
 ),
-tpl AS ({_distribution_sql("e", "template_id")}
+tpl AS ({_distribution_sql(vals, "template")}
 ),
-hours AS ({_distribution_sql("e", "hour(ts)")}
+hours AS ({_distribution_sql(vals, "hour")}
 ),
 fam_counts AS (
-    SELECT account_id, template_family, count(*) AS c
-    FROM e WHERE template_family IS NOT NULL
-    GROUP BY account_id, template_family
+    SELECT account_id, val AS template_family, sum(c) AS c
+    FROM {vals} WHERE kind = 'family'
+    GROUP BY account_id, val
 ),
 top_fam AS (
     SELECT account_id, template_family
@@ -306,21 +275,11 @@ fam_users AS (
 sharing AS (
     SELECT t.account_id, u.n_accounts - 1 AS template_sharing
     FROM top_fam AS t JOIN fam_users AS u ON u.template_family = t.template_family
-),
-night AS (
-    SELECT e.account_id,
-           avg(CASE WHEN (hour(e.ts) + minute(e.ts) / 60.0 + tz.utc_offset + 24) % 24 >= {night_lo}
-                     AND (hour(e.ts) + minute(e.ts) / 60.0 + tz.utc_offset + 24) % 24 < {night_hi}
-                    THEN 1.0 ELSE 0.0 END) AS night_share_local
-    FROM e
-    JOIN {acc} AS a ON a.account_id = e.account_id
-    JOIN {_offsets_values()} ON tz.country = upper(a.declared_country)
-    GROUP BY e.account_id
-){release_cte}
+)
 SELECT b.account_id,
        b.n_requests,
-       b.active_days,
-       CAST(b.n_requests AS DOUBLE) / b.active_days AS requests_per_active_day,
+       d.active_days,
+       CAST(b.n_requests AS DOUBLE) / d.active_days AS requests_per_active_day,
        b.input_tokens,
        b.output_tokens,
        CAST(b.output_tokens AS DOUBLE) / nullif(b.input_tokens, 0) AS output_input_ratio,
@@ -330,39 +289,38 @@ SELECT b.account_id,
        b.step_by_step_share,
        cap.entropy AS capability_entropy,
        cap.top_share AS top_capability_share,
-       b.distinct_templates,
+       d.distinct_templates,
        CASE WHEN b.templated_requests > 0
-            THEN CAST(b.distinct_templates AS DOUBLE) / b.templated_requests END AS template_coverage,
+            THEN CAST(d.distinct_templates AS DOUBLE) / b.templated_requests END AS template_coverage,
        tpl.top_share AS top_template_share,
        sh.template_sharing,
        b.multi_turn_share,
-       b.conversations,
+       d.conversations,
        tm.interarrival_cv,
        hr.entropy AS hour_entropy,
-       ng.night_share_local,
-       {release_col} AS post_release_new_model_share,
-       b.distinct_ips,
-       b.distinct_prefixes,
-       b.distinct_asns,
-       b.distinct_countries,
-       CAST(b.distinct_ips AS DOUBLE) / b.n_requests AS ips_per_request,
+       b.night_share_local,
+       b.post_release_new_model_share,
+       d.distinct_ips,
+       d.distinct_prefixes,
+       d.distinct_asns,
+       d.distinct_countries,
+       CAST(d.distinct_ips AS DOUBLE) / b.n_requests AS ips_per_request,
        b.hosting_share,
        b.vpn_share,
-       b.distinct_user_agents,
-       b.distinct_tls_fingerprints,
+       d.distinct_user_agents,
+       d.distinct_tls_fingerprints,
        date_diff('microsecond', a.created_at, b.first_request_at) / 86400000000.0 AS account_age_days,
        a.pathway,
        a.verified,
        ae.email_domain_class,
        ae.declared_country_share
 FROM base AS b
+JOIN distinct_vals AS d ON d.account_id = b.account_id
 LEFT JOIN cap ON cap.account_id = b.account_id
 LEFT JOIN tpl ON tpl.account_id = b.account_id
 LEFT JOIN hours AS hr ON hr.account_id = b.account_id
 LEFT JOIN sharing AS sh ON sh.account_id = b.account_id
 LEFT JOIN timing AS tm ON tm.account_id = b.account_id
-LEFT JOIN night AS ng ON ng.account_id = b.account_id
-{release_join}
 LEFT JOIN {acc} AS a ON a.account_id = b.account_id
 LEFT JOIN {acc_enr} AS ae ON ae.account_id = b.account_id
 ORDER BY b.account_id
@@ -378,6 +336,8 @@ def account_fingerprints(
     accounts: str = "acc",
     releases: str | None = "rel",
     account_enrichment: str = "acc_enr",
+    stats: StatsNames | None = None,
+    params: StatsParams | None = None,
 ) -> pa.Table:
     """One row per account with traffic, whole period: the columns of :data:`FINGERPRINT_COLUMNS`.
 
@@ -386,16 +346,27 @@ def account_fingerprints(
     the prepared ``derived/signals``, ``derived/enrichment`` and ``derived/accounts``;
     ``releases`` optional (``None``: ``post_release_new_model_share`` is null). Accounts
     without a request have no row. Ordered by ``account_id``.
+
+    ``stats``: statistics tables already registered (:mod:`distillshield.features.stats`),
+    e.g. an incremental state's; the exchange arguments are then not read. Without it the
+    exchanges are summarised first (as one chunk) into engine tables of default names.
     """
-    sql = fingerprint_sql(
-        exchanges=exchanges,
-        signals=signals,
-        enrichment=enrichment,
-        accounts=accounts,
-        account_enrichment=account_enrichment,
-        releases=releases,
+    if stats is None:
+        stats = StatsNames()
+        compute_stats(
+            backend,
+            exchanges=exchanges,
+            signals=signals,
+            enrichment=enrichment,
+            accounts=accounts,
+            releases=releases,
+            params=params,
+            into=stats,
+            tables=("chunks", "vals"),
+        )
+    return backend.query(
+        fingerprint_sql(stats=stats, accounts=accounts, account_enrichment=account_enrichment)
     )
-    return backend.query(sql)
 
 
 def register_dataset(

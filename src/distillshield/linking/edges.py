@@ -71,9 +71,19 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distillshield._sql import quote_name
 from distillshield.backends import Backend
+from distillshield.features.stats import StatsNames, StatsParams, compute_stats
 
-__all__ = ["EDGE_KINDS", "EDGE_SCHEMA", "STRONG_KINDS", "EdgeParams", "account_edges", "edge_statements"]
+__all__ = [
+    "EDGE_KINDS",
+    "EDGE_SCHEMA",
+    "STRONG_KINDS",
+    "EdgeParams",
+    "account_edges",
+    "edge_statements",
+    "stats_params",
+]
 
 #: Every kind :func:`account_edges` can produce, in output order.
 EDGE_KINDS: tuple[str, ...] = ("payment", "ip", "prefix", "client", "template", "signup", "metadata", "sync")
@@ -144,14 +154,15 @@ def _pick(pairs: str, kind: str, accounts: str) -> str:
 
 
 def _static_pairs(members: str, cap: str, min_uses: int = 1) -> str:
-    """Pairs inside groups of ``members(val, account_id)`` of size 2..cap, with the group size.
+    """Pairs inside groups of ``members(val, account_id, c)`` of size 2..cap, with the group size.
 
-    An account joins a value's group only when ``members`` has at least ``min_uses`` rows for
-    it (an account that used a prompt skeleton once was phrasing, not running a generator).
+    ``c`` is how often the account used the value. An account joins a value's group only when
+    it used it at least ``min_uses`` times (an account that used a prompt skeleton once was
+    phrasing, not running a generator).
     """
     return (
         f"WITH m AS (SELECT val, account_id FROM ({members}) x WHERE val IS NOT NULL "
-        f"GROUP BY val, account_id HAVING count(*) >= {int(min_uses)}), "
+        f"GROUP BY val, account_id HAVING sum(c) >= {int(min_uses)}), "
         "g AS (SELECT val, count(*) AS n FROM m GROUP BY val), "
         f"k AS (SELECT m.val, m.account_id, g.n FROM m JOIN g ON g.val = m.val "
         f"WHERE g.n >= 2 AND g.n <= {cap}) "
@@ -160,23 +171,32 @@ def _static_pairs(members: str, cap: str, min_uses: int = 1) -> str:
     )
 
 
-def _windowed_pairs(events: str, window_s: float, cap: str) -> str:
+def _event_bins(events: str, window_s: float) -> str:
+    """``events(val, account_id, ts)`` as ``(val, account_id, bin, t0, t1)`` rows, one per event."""
+    w = f"{window_s!r}"
+    return (
+        f"SELECT val, account_id, CAST(floor(epoch(ts) / {w}) AS BIGINT) AS bin, "
+        f"epoch(ts) AS t0, epoch(ts) AS t1 FROM ({events}) ev"
+    )
+
+
+def _windowed_pairs(bins: str, window_s: float, cap: str) -> str:
     """Pairs of accounts that used one value within ``window_s`` seconds of each other.
 
-    ``events(val, account_id, ts)``. Time is cut into bins one window long; per (value,
-    account, bin) only the first and last use are kept. Two uses in one bin are always within
-    the window; uses two or more bins apart never are; for neighbouring bins the closest
-    possible uses are the last of the earlier bin and the first of the later one. So the test
-    is exact while the join only ever meets rows of one value and adjacent bins.
+    ``bins(val, account_id, bin, t0, t1)``: time cut into bins one window long, with the first
+    and last use (epoch seconds) of the value by the account in the bin — possibly several rows
+    per key (one per statistics chunk), merged here by min/max. Two uses in one bin are always
+    within the window; uses two or more bins apart never are; for neighbouring bins the
+    closest possible uses are the last of the earlier bin and the first of the later one. So
+    the test is exact while the join only ever meets rows of one value and adjacent bins.
     """
     w = f"{window_s!r}"
     return (
-        f"WITH e AS (SELECT val, account_id, floor(epoch(ts) / {w}) AS bin, epoch(ts) AS t "
-        f"FROM ({events}) x WHERE val IS NOT NULL), "
+        "WITH e AS (SELECT val, account_id, bin, min(t0) AS t0, max(t1) AS t1 "
+        f"FROM ({bins}) x WHERE val IS NOT NULL GROUP BY val, account_id, bin), "
         "g AS (SELECT val, count(DISTINCT account_id) AS n FROM e GROUP BY val), "
-        "s AS (SELECT e.val, e.account_id, e.bin, g.n, min(e.t) AS t0, max(e.t) AS t1 FROM e "
-        f"JOIN g ON g.val = e.val WHERE g.n >= 2 AND g.n <= {cap} "
-        "GROUP BY e.val, e.account_id, e.bin, g.n) "
+        "s AS (SELECT e.val, e.account_id, e.bin, g.n, e.t0, e.t1 FROM e "
+        f"JOIN g ON g.val = e.val WHERE g.n >= 2 AND g.n <= {cap}) "
         "SELECT DISTINCT a.account_id AS src, b.account_id AS dst, a.val, a.n "
         "FROM s a JOIN s b ON b.val = a.val AND a.account_id < b.account_id "
         "AND b.bin >= a.bin - 1 AND b.bin <= a.bin + 1 "
@@ -185,8 +205,11 @@ def _windowed_pairs(events: str, window_s: float, cap: str) -> str:
     )
 
 
-def _sync_sql(exchanges: str, candidates: str, bin_s: float, min_bins: int) -> str:
+def _sync_sql(activity: str, candidates: str, min_bins: int) -> str:
     """Pearson correlation of per-bin request counts for the pairs in ``candidates(src, dst)``.
+
+    ``activity(account_id, bin, c)``: request counts per synchronisation bin (several rows per
+    key when the statistics span several chunks; they are summed).
 
     Over the whole observed timeline of ``T`` bins, zeros included, from sums alone:
     ``r = (T Sxy - Sx Sy) / sqrt((T Sxx - Sx^2) (T Syy - Sy^2))``. Only bins where both
@@ -194,8 +217,8 @@ def _sync_sql(exchanges: str, candidates: str, bin_s: float, min_bins: int) -> s
     pairs only, never all pairs of accounts.
     """
     return (
-        f"WITH x AS (SELECT account_id, floor(epoch(ts) / {bin_s!r}) AS bin, "
-        f"CAST(count(*) AS DOUBLE) AS c FROM {exchanges} GROUP BY account_id, floor(epoch(ts) / {bin_s!r})), "
+        f"WITH x AS (SELECT account_id, bin, CAST(sum(c) AS DOUBLE) AS c FROM {activity} "
+        "GROUP BY account_id, bin), "
         "span AS (SELECT max(bin) - min(bin) + 1 AS t FROM x), "
         "m AS (SELECT account_id, sum(c) AS s, sum(c * c) AS ss FROM x GROUP BY account_id), "
         f"p AS (SELECT DISTINCT src, dst FROM {candidates}), "
@@ -214,9 +237,7 @@ def _sync_sql(exchanges: str, candidates: str, bin_s: float, min_bins: int) -> s
 
 def edge_statements(
     *,
-    exchanges: str = "ex",
-    signals: str = "sig",
-    enrichment: str = "enr",
+    stats: StatsNames | None = None,
     accounts: str = "acc",
     window_hours: float = 24,
     params: EdgeParams | None = None,
@@ -224,52 +245,56 @@ def edge_statements(
 ) -> dict[str, str]:
     """The SQL statement (reference dialect) that produces each edge kind, by kind.
 
-    The ``sync`` statement reads the candidate pairs from table ``candidates(src, dst)``
-    (:func:`account_edges` fills it with the pairs every other kind found).
+    Exchange-derived kinds read the statistics tables ``stats``
+    (:mod:`distillshield.features.stats`, taken with bins ``window_hours`` wide);
+    ``payment`` and ``signup`` read ``accounts``. The ``sync`` statement reads the candidate
+    pairs from table ``candidates(src, dst)`` (:func:`account_edges` fills it with the pairs
+    every other kind found).
     """
     p = params or EdgeParams()
+    st = stats or StatsNames()
+    vals, bins = quote_name(st.vals), quote_name(st.bins)
     cap = str(int(p.max_group))
     window_s = float(window_hours) * 3600.0
     ipv4_24 = "nullif(regexp_extract(signup_ip, '^([0-9]+[.][0-9]+[.][0-9]+)[.][0-9]+$', 1), '')"
+
+    def of(kind: str) -> str:
+        return f"SELECT val, account_id, c FROM {vals} WHERE kind = '{kind}'"
+
+    def binned(kind: str) -> str:
+        return f"SELECT val, account_id, bin, t0, t1 FROM {bins} WHERE kind = '{kind}'"
+
     members = {
-        "payment": _static_pairs(f"SELECT payment_fingerprint AS val, account_id FROM {accounts}", cap),
-        "ip": _windowed_pairs(f"SELECT ip AS val, account_id, ts FROM {exchanges}", window_s, cap),
-        "prefix": _windowed_pairs(
-            f"SELECT n.ip_prefix AS val, x.account_id, x.ts FROM {exchanges} x "
-            f"JOIN {enrichment} n ON n.request_id = x.request_id",
-            window_s,
-            cap,
+        "payment": _static_pairs(
+            f"SELECT payment_fingerprint AS val, account_id, 1 AS c FROM {accounts}", cap
         ),
-        "client": _static_pairs(
-            f"SELECT CASE WHEN user_agent IS NOT NULL AND tls_fingerprint IS NOT NULL "
-            f"THEN md5(user_agent || chr(31) || tls_fingerprint) END AS val, account_id "
-            f"FROM {exchanges}",
-            str(int(min(p.max_client_accounts, p.max_group))),
-        ),
-        "template": _static_pairs(
-            f"SELECT s.template_family AS val, x.account_id FROM {exchanges} x "
-            f"JOIN {signals} s ON s.request_id = x.request_id",
-            cap,
-            p.min_template_uses,
-        ),
+        "ip": _windowed_pairs(binned("ip"), window_s, cap),
+        "prefix": _windowed_pairs(binned("prefix"), window_s, cap),
+        "client": _static_pairs(of("client"), str(int(min(p.max_client_accounts, p.max_group)))),
+        "template": _static_pairs(of("family"), cap, p.min_template_uses),
         "signup": _windowed_pairs(
-            f"SELECT coalesce({ipv4_24} || '.0/24', signup_ip) AS val, account_id, created_at AS ts "
-            f"FROM {accounts}",
+            _event_bins(
+                f"SELECT coalesce({ipv4_24} || '.0/24', signup_ip) AS val, account_id, created_at AS ts "
+                f"FROM {accounts}",
+                float(p.signup_window_hours) * 3600.0,
+            ),
             float(p.signup_window_hours) * 3600.0,
             cap,
         ),
+        "metadata": _static_pairs(of("metadata"), cap),
     }
-    pair = r'"[^"\\]{1,64}"[ ]*:[ ]*"[^"\\]{1,128}"'
-    members["metadata"] = _static_pairs(
-        f"SELECT val, account_id FROM (SELECT account_id, unnest(regexp_extract_all(metadata, "
-        f"'{pair}')) AS val FROM {exchanges} WHERE metadata IS NOT NULL) m",
-        cap,
-    )
-    sync = _sync_sql(exchanges, candidates, float(p.sync_bin_minutes) * 60.0, p.min_sync_bins)
+    sync = _sync_sql(quote_name(st.activity), candidates, p.min_sync_bins)
     unknown = set(p.kinds) - set(EDGE_KINDS)
     if unknown:
         raise ValueError(f"unknown edge kinds {sorted(unknown)}; known: {list(EDGE_KINDS)}")
     return {kind: sync if kind == "sync" else _pick(members[kind], kind, accounts) for kind in p.kinds}
+
+
+def stats_params(window_hours: float = 24, params: EdgeParams | None = None) -> StatsParams:
+    """The statistics bins :func:`account_edges` needs for this window and these knobs."""
+    return StatsParams(
+        window_hours=float(window_hours), sync_bin_minutes=(params or EdgeParams()).sync_bin_minutes
+    )
 
 
 def account_edges(
@@ -281,6 +306,7 @@ def account_edges(
     accounts: str = "acc",
     window_hours: float = 24,
     params: EdgeParams | None = None,
+    stats: StatsNames | None = None,
 ) -> pa.Table:
     """Evidence edges between accounts (:data:`EDGE_SCHEMA`), sorted by kind, src, dst.
 
@@ -288,11 +314,26 @@ def account_edges(
     ``accounts``, ``derived/signals`` and ``derived/enrichment``. ``window_hours`` is how close
     in time two accounts must use one address (``ip``) or prefix (``prefix``) to be linked;
     the other knobs are in ``params`` (defaults: :class:`EdgeParams`).
+
+    ``stats``: statistics tables already registered (taken with :func:`stats_params` of the
+    same window and knobs), e.g. an incremental state's; the exchange arguments are then not
+    read. Without it the exchanges are summarised first into engine tables of default names.
     """
+    if stats is None:
+        stats = StatsNames()
+        compute_stats(
+            backend,
+            exchanges=exchanges,
+            signals=signals,
+            enrichment=enrichment,
+            accounts=accounts,
+            releases=None,
+            params=stats_params(window_hours, params),
+            into=stats,
+            tables=("vals", "bins", "activity"),
+        )
     statements = edge_statements(
-        exchanges=exchanges,
-        signals=signals,
-        enrichment=enrichment,
+        stats=stats,
         accounts=accounts,
         window_hours=window_hours,
         params=params,
