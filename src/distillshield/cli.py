@@ -334,24 +334,40 @@ def scan(
     daily: Annotated[
         bool, typer.Option(help="Also write daily_fingerprints.parquet (one row per account-day).")
     ] = False,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            help="Incremental state directory: summarise only [state's end, --until) and add it "
+            "to the state; campaign ids stay stable across runs (docs/incremental.md)."
+        ),
+    ] = None,
 ) -> None:
     """Detect distillation campaigns: DET/accounts.parquet, campaigns.json and report.html."""
     from distillshield.backends import get_backend
     from distillshield.detect import load_model
     from distillshield.detect import scan as run
+    from distillshield.detect.incremental import scan_increment
 
     lo, hi = _when(since, "--since"), _when(until, "--until")
+    if state is not None and daily:
+        raise typer.BadParameter("--daily is not available with --state", param_hint="--daily")
     with _errors(), err.status(f"scanning {data}"):
-        result = run(
-            data,
-            out,
-            since=lo,
-            until=hi,
-            backend=get_backend(backend),
-            model=load_model(model),
-            report=report,
-            daily=daily,
-        )
+        engine = get_backend(backend, **_engine_options(memory_limit))
+        if state is not None:
+            result = scan_increment(
+                data, state, out, since=lo, until=hi, backend=engine, model=load_model(model), report=report
+            )
+        else:
+            result = run(
+                data,
+                out,
+                since=lo,
+                until=hi,
+                backend=engine,
+                model=load_model(model),
+                report=report,
+                daily=daily,
+            )
     console.print(_steps_table(result, f"scan {data}"))
     console.print(_campaigns_table(result.campaigns, f"{len(result.campaigns)} campaigns"))
     s = result.summary
