@@ -353,7 +353,9 @@ def scan_tables(
             "top_reasons": pa.array(reasons, pa.list_(pa.string())),
         }
     )
-    accounts, campaigns = build_campaigns(b, names, accounts, edges, dossiers=dossiers, seed=seed)
+    accounts, campaigns = build_campaigns(
+        b, names, accounts, edges, dossiers=dossiers, seed=seed, stats=stats, max_group=params.max_group
+    )
     steps.append(StepStat("campaigns", len(campaigns), time.perf_counter() - t0))
     chunks = quote_name((stats or StatsNames()).chunks)
     span = b.query(
