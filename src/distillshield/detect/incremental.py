@@ -47,7 +47,7 @@ from distillshield.backends import Backend, get_backend
 from distillshield.detect.model import AccountModel
 from distillshield.detect.scan import ScanResult, StepStat, register_window, scan_tables
 from distillshield.errors import DistillShieldError
-from distillshield.features.stats import STATS_SCHEMAS, StatsNames, StatsParams, compute_stats
+from distillshield.features.stats import STATS_SCHEMAS, StatsNames, StatsParams, summarise
 from distillshield.linking.edges import stats_params
 
 __all__ = ["STATE_VERSION", "StateError", "load_state", "scan_increment"]
@@ -241,16 +241,7 @@ def scan_increment(
         raise StateError(f"{root}: until {until.isoformat()} is not after the state's end {state['until']}")
     index = len(state["chunks"])
     label = f"{_iso(start) or '-inf'}/{_iso(until)}"
-    stats = compute_stats(
-        b,
-        exchanges=str(names["exchanges"]),
-        signals=str(names["signals"]),
-        enrichment=str(names["enrichment"]),
-        accounts=str(names["accounts"]),
-        releases=names["releases"],
-        chunk=label,
-        params=StatsParams(**want),
-    )
+    stats = summarise(b, names, chunk=label, params=StatsParams(**want))
     _drop_orphans(root, state["chunks"])
     for key, table in stats.items():
         d = root / "stats" / key

@@ -42,7 +42,7 @@ from distillshield.backends import Backend, get_backend
 from distillshield.detect.model import AccountModel, load_model
 from distillshield.detect.scan import ScanResult, StepStat, scan_tables
 from distillshield.errors import DistillShieldError
-from distillshield.features.stats import STATS_SCHEMAS, StatsNames, compute_stats
+from distillshield.features.stats import STATS_SCHEMAS, StatsNames, summarise
 from distillshield.linking.edges import stats_params
 
 __all__ = ["parse_every", "replay"]
@@ -118,16 +118,7 @@ def replay(
         started = time.perf_counter()
         final = i == len(cutoffs) - 1
         names = register_window(b, data_dir, since=previous, until=cut, registered=registered)
-        chunk = compute_stats(
-            b,
-            exchanges=str(names["exchanges"]),
-            signals=str(names["signals"]),
-            enrichment=str(names["enrichment"]),
-            accounts=str(names["accounts"]),
-            releases=names["releases"],
-            chunk=cut.isoformat(),
-            params=stats_params(),
-        )
+        chunk = summarise(b, names, chunk=cut.isoformat(), params=stats_params())
         for key, name in state.items():
             parts[key].append(chunk[key])
             b.register(name, pa.concat_tables(parts[key]))

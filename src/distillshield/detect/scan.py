@@ -44,7 +44,7 @@ from distillshield.detect.novelty import novelty_scores
 from distillshield.detect.reasons import top_reasons
 from distillshield.errors import DistillShieldError
 from distillshield.features import account_fingerprints, register_dataset
-from distillshield.features.stats import StatsNames, compute_stats
+from distillshield.features.stats import StatsNames, summarise
 from distillshield.linking import EdgeParams, account_edges
 from distillshield.linking.edges import stats_params
 from distillshield.schema import EXCHANGES
@@ -178,16 +178,7 @@ def account_table(
     if stats is None:
         stats = StatsNames()
         t0 = time.perf_counter()
-        compute_stats(
-            backend,
-            exchanges=str(names["exchanges"]),
-            signals=str(names["signals"]),
-            enrichment=str(names["enrichment"]),
-            accounts=str(names["accounts"]),
-            releases=names["releases"],
-            params=stats_params(params=edge_params),
-            into=stats,
-        )
+        summarise(backend, names, params=stats_params(params=edge_params), into=stats)
         log.append(StepStat("stats", 0, time.perf_counter() - t0))
     fp = _timed(
         log,

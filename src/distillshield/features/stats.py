@@ -41,6 +41,7 @@ Privacy: the tables hold the same fingerprints the detection contract already ex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -56,6 +57,7 @@ __all__ = [
     "StatsParams",
     "compute_stats",
     "stats_statements",
+    "summarise",
 ]
 
 #: A ``"key": "value"`` string pair inside request metadata (see ``metadata`` edges).
@@ -356,3 +358,30 @@ def compute_stats(
                 backend.execute(f"CREATE OR REPLACE TABLE {quote_name(name)} AS {sql[key]}")
         return {}
     return {key: backend.query(sql[key]).cast(STATS_SCHEMAS[key]) for key in tables}
+
+
+def summarise(
+    backend: Backend,
+    names: Mapping[str, str | None],
+    *,
+    chunk: str = "all",
+    params: StatsParams | None = None,
+    into: StatsNames | None = None,
+) -> dict[str, pa.Table]:
+    """:func:`compute_stats` over the tables of a registered window.
+
+    ``names``: what :func:`distillshield.detect.scan.register_window` (or
+    :func:`distillshield.features.register_dataset`) returned — ``exchanges``, ``signals``,
+    ``enrichment``, ``accounts`` and ``releases`` (``None`` without a release calendar).
+    """
+    return compute_stats(
+        backend,
+        exchanges=str(names["exchanges"]),
+        signals=str(names["signals"]),
+        enrichment=str(names["enrichment"]),
+        accounts=str(names["accounts"]),
+        releases=names["releases"],
+        chunk=chunk,
+        params=params,
+        into=into,
+    )
