@@ -4,6 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# The Spark parity tests (tests/test_spark_parity.py) need a Java runtime for PySpark.
+# CI machines are Debian: install a headless JRE only when no `java` is on the PATH (a
+# failed install fails the run: those tests must not silently skip in CI).
+if ! command -v java >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "== installing openjdk-17-jre-headless (for the Spark tests)"
+  $SUDO mkdir -p /usr/share/man/man1  # slim images: the JRE package links its man page there
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
+fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
 .venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 | { grep -v '^WARNING: Location' || true; }

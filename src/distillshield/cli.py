@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from rich.table import Table
 
 from distillshield import __version__
 from distillshield.errors import DistillShieldError
+
+if TYPE_CHECKING:
+    from distillshield.backends import Backend
 
 app = typer.Typer(
     name="distillshield",
@@ -283,8 +286,25 @@ def _when(text: str | None, flag: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _engine_options(memory_limit: str | None) -> dict[str, object]:
-    return {"memory_limit": memory_limit} if memory_limit else {}
+_BackendOpt = Annotated[
+    str | None, typer.Option("--backend", help="Query engine: duckdb (default) or spark (docs/spark.md).")
+]
+_BackendConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--backend-config", help="TOML file: the backend and its options (docs/spark.md)."),
+]
+
+
+@contextmanager
+def _engine(name: str | None, config: Path | None, memory_limit: str | None = None) -> Iterator[Backend]:
+    """The backend from --backend, --backend-config and --memory-limit; closed afterwards."""
+    from distillshield.backends import open_backend
+
+    backend = open_backend(name, config, memory_limit=memory_limit)
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 def _campaigns_table(campaigns: list[dict[str, Any]], title: str) -> Table:
@@ -321,7 +341,8 @@ def _steps_table(result: Any, title: str) -> Table:
 def scan(
     data: Annotated[Path, typer.Argument(help="Dataset directory (canonical schema; prepared if needed).")],
     out: Annotated[Path, typer.Option("--out", help="Detections directory to write.")],
-    backend: Annotated[str, typer.Option(help="Query engine.")] = "duckdb",
+    backend: _BackendOpt = None,
+    backend_config: _BackendConfigOpt = None,
     since: Annotated[
         str | None, typer.Option(help="Only exchanges at or after this time (ISO, UTC).")
     ] = None,
@@ -343,7 +364,6 @@ def scan(
     ] = None,
 ) -> None:
     """Detect distillation campaigns: DET/accounts.parquet, campaigns.json and report.html."""
-    from distillshield.backends import get_backend
     from distillshield.detect import load_model
     from distillshield.detect import scan as run
     from distillshield.detect.incremental import scan_increment
@@ -351,8 +371,7 @@ def scan(
     lo, hi = _when(since, "--since"), _when(until, "--until")
     if state is not None and daily:
         raise typer.BadParameter("--daily is not available with --state", param_hint="--daily")
-    with _errors(), err.status(f"scanning {data}"):
-        engine = get_backend(backend, **_engine_options(memory_limit))
+    with _errors(), err.status(f"scanning {data}"), _engine(backend, backend_config, memory_limit) as engine:
         if state is not None:
             result = scan_increment(
                 data, state, out, since=lo, until=hi, backend=engine, model=load_model(model), report=report
@@ -379,7 +398,8 @@ def replay(
     data: Annotated[Path, typer.Argument(help="Dataset directory (canonical schema; prepared if needed).")],
     out: Annotated[Path, typer.Option("--out", help="Detections directory to write.")],
     every: Annotated[str, typer.Option(help="Cadence of the batch job, e.g. 6h, 30m, 1d.")] = "6h",
-    backend: Annotated[str, typer.Option(help="Query engine.")] = "duckdb",
+    backend: _BackendOpt = None,
+    backend_config: _BackendConfigOpt = None,
     model: Annotated[Path | None, typer.Option(help="Account model JSON (default: the shipped one).")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
     memory_limit: Annotated[
@@ -387,16 +407,19 @@ def replay(
     ] = None,
 ) -> None:
     """Run detection at a cadence on the data available at each step; fills first_flagged_at."""
-    from distillshield.backends import get_backend
     from distillshield.detect import load_model
     from distillshield.detect.replay import replay as run
 
-    with _errors(), _progress(f"replaying every {every}") as update:
+    with (
+        _errors(),
+        _engine(backend, backend_config, memory_limit) as engine,
+        _progress(f"replaying every {every}") as update,
+    ):
         result = run(
             data,
             out,
             every=every,
-            backend=get_backend(backend, **_engine_options(memory_limit)),
+            backend=engine,
             model=load_model(model),
             report=report,
             progress=update,
@@ -503,6 +526,8 @@ def ingest(
             "(Batch API files carry no caller). Repeatable.",
         ),
     ] = None,
+    backend: _BackendOpt = None,
+    backend_config: _BackendConfigOpt = None,
 ) -> None:
     """Ingest provider logs into a canonical dataset: validate, quarantine, dedup, redact, signals."""
     from distillshield.ingest import ingest as run
@@ -535,17 +560,30 @@ def ingest(
     if not report.reconciles:
         raise typer.Exit(code=1)
     if enrich and report.exchange_parts:
-        _run_prepare(out, ["enrichment"], force=True, infra=infra)
+        _run_prepare(out, ["enrichment"], force=True, infra=infra, backend=backend, config=backend_config)
 
 
-def _run_prepare(data: Path, steps: list[str] | None, *, force: bool, infra: Path | None) -> None:
+def _run_prepare(
+    data: Path,
+    steps: list[str] | None,
+    *,
+    force: bool,
+    infra: Path | None,
+    backend: str | None = None,
+    config: Path | None = None,
+) -> None:
     from distillshield.enrich import InfraLists
+    from distillshield.prepare import DRIVER_WORK
     from distillshield.prepare import prepare as run
 
     with _errors():
         lists = InfraLists.from_dir(infra) if infra else None
-        with _progress("preparing") as update:
-            results = run(data, steps=steps, force=force, lists=lists, progress=update)
+        with _engine(backend, config) as engine, _progress("preparing") as update:
+            if engine.dialect != "duckdb":
+                for step in steps or DRIVER_WORK:
+                    if step in DRIVER_WORK:
+                        err.print(f"{step}: on the driver: {DRIVER_WORK[step]}", highlight=False)
+            results = run(data, steps=steps, force=force, lists=lists, progress=update, backend=engine)
     t = Table(title=f"prepared {data}")
     for c in ("step", "rows", "seconds", "rows/s", "note"):
         t.add_column(c, justify="left" if c in ("step", "note") else "right")
@@ -565,9 +603,12 @@ def prepare(
     infra: Annotated[
         Path | None, typer.Option(help="Operator's hosting/VPN/Tor lists (docs/enrichment.md).")
     ] = None,
+    backend: _BackendOpt = None,
+    backend_config: _BackendConfigOpt = None,
 ) -> None:
     """Compute what detection reads from a canonical dataset: request signals and enrichment."""
-    _run_prepare(data, steps.split(",") if steps else None, force=force, infra=infra)
+    steps_list = steps.split(",") if steps else None
+    _run_prepare(data, steps_list, force=force, infra=infra, backend=backend, config=backend_config)
 
 
 def main() -> None:

@@ -11,6 +11,15 @@ splink's pipelines are.
                         derived/accounts     account facts against observed traffic
             templates   derived/templates    near-duplicate template families (LSH), written
                                              back into derived/signals.template_family
+
+Where the work runs (``backend``, e.g. ``prepare --backend spark``): the relational parts go
+through the backend — account enrichment's per-account aggregation and the template
+families' band join and connected components. The row-wise parts run in this process over
+Arrow batches streamed from the dataset, whatever the backend (:data:`DRIVER_WORK`): signal
+extraction, per-exchange IP/client lookups and template MinHash signatures. They are linear
+in the exchanges and bounded in memory by ``chunk_rows``; running them inside Spark
+(``mapInArrow`` over the same batch functions) is the next step for datasets one machine
+cannot stream through in time.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distillshield.backends import get_backend
+from distillshield.backends import Backend, get_backend
 from distillshield.enrich import InfraLists
 from distillshield.errors import DistillShieldError
 from distillshield.schema import (
@@ -40,6 +49,13 @@ from distillshield.schema import (
     table_paths,
     write_table,
 )
+
+#: Per step, the row-wise work that runs in this process (on Spark: the driver), not in the backend.
+DRIVER_WORK: dict[str, str] = {
+    "signals": "request signals over Arrow batches (all of the step)",
+    "enrichment": "per-exchange IP and client lookups over Arrow batches (account facts run in the backend)",
+    "templates": "template skeletons and MinHash signatures (band join and families run in the backend)",
+}
 
 #: Exchange columns the signal functions read.
 _SIGNAL_INPUTS = ["request_id", "prompt", "response", "system_prompt", "tools", "n_messages"]
@@ -90,7 +106,9 @@ def _signals(data: Path, opts: dict[str, Any]) -> int:
 def _enrichment(data: Path, opts: dict[str, Any]) -> int:
     from distillshield.enrich import enrich_dataset
 
-    counts = enrich_dataset(data, lists=opts.get("lists"), chunk_rows=opts["chunk_rows"])
+    counts = enrich_dataset(
+        data, lists=opts.get("lists"), chunk_rows=opts["chunk_rows"], backend=opts.get("backend")
+    )
     return int(counts.get("exchanges", 0))
 
 
@@ -99,6 +117,11 @@ def _has_content(data: Path) -> bool:
         if batch.column("prompt").null_count < batch.num_rows:
             return True
     return False
+
+
+def _backend(opts: dict[str, Any]) -> Backend:
+    backend: Backend | None = opts.get("backend")
+    return backend if backend is not None else get_backend()
 
 
 def _fingerprints(data: Path, opts: dict[str, Any]) -> pa.Table | None:
@@ -113,7 +136,7 @@ def _fingerprints(data: Path, opts: dict[str, Any]) -> pa.Table | None:
     parts = table_paths(data, TEMPLATE_FINGERPRINTS, optional=True)
     if not parts:
         return None
-    backend = get_backend()
+    backend = _backend(opts)
     backend.register("fp", data / TEMPLATE_FINGERPRINTS.name)
     return backend.query(
         # later batches of a run (and later runs) record only counts: take any signature
@@ -131,7 +154,7 @@ def _templates(data: Path, opts: dict[str, Any]) -> int:
         raise DistillShieldError(
             f"{data}: no prompt text and no template fingerprints; ingest with --no-content keeps them"
         )
-    backend = get_backend()
+    backend = _backend(opts)
     backend.register("tpl", distinct)
     families = template_families(backend, "tpl")
     counts = distinct.select(["template_id", "count"])
@@ -164,8 +187,13 @@ def prepare(
     lists: InfraLists | None = None,
     chunk_rows: int = 250_000,
     progress: Callable[[int, int | None], None] | None = None,
+    backend: Backend | None = None,
 ) -> list[StepResult]:
-    """Run the preparation steps on ``data_dir``; returns what each step did."""
+    """Run the preparation steps on ``data_dir``; returns what each step did.
+
+    ``backend`` runs the relational parts (default: an in-process DuckDB); the row-wise
+    parts run here whatever it is (:data:`DRIVER_WORK`).
+    """
     data = Path(data_dir)
     table_paths(data, EXCHANGES)  # fails early, naming what is missing
     known = {s.name: s for s in STEPS}
@@ -173,7 +201,12 @@ def prepare(
     unknown = [s for s in wanted if s not in known]
     if unknown:
         raise DistillShieldError(f"unknown step(s) {unknown}; known: {', '.join(known)}")
-    opts: dict[str, Any] = {"lists": lists, "chunk_rows": chunk_rows, "progress": progress}
+    opts: dict[str, Any] = {
+        "lists": lists,
+        "chunk_rows": chunk_rows,
+        "progress": progress,
+        "backend": backend,
+    }
     results = []
     for name in wanted:
         if not force and table_paths(data, known[name].output, optional=True):

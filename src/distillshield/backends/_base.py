@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlglot
+from sqlglot import exp
 
 from distillshield._sql import quote_name
 from distillshield.errors import DistillShieldError
@@ -45,13 +49,24 @@ def sql_type(t: pa.DataType) -> str:
     raise BackendError(f"no SQL type for Arrow type {t}")
 
 
+def _rewriter(dialect: str) -> Callable[[exp.Expression], exp.Expression] | None:
+    """AST fixes for ``dialect`` where sqlglot's translation from DuckDB falls short."""
+    if dialect == "spark":
+        from distillshield.backends._spark import spark_rewrite  # sqlglot only, no pyspark
+
+        return spark_rewrite
+    return None
+
+
 def transpile(sql: str, dialect: str) -> str:
-    """``sql`` (reference dialect) rewritten for ``dialect``."""
+    """``sql`` (reference dialect) rewritten for ``dialect`` (with that backend's AST fixes)."""
     if dialect == REFERENCE_DIALECT:
         return sql
+    rewrite = _rewriter(dialect)
     try:
-        return ";\n".join(sqlglot.transpile(sql, read=REFERENCE_DIALECT, write=dialect))
-    except sqlglot.errors.ParseError as exc:
+        trees = [cast(exp.Expression, t) for t in sqlglot.parse(sql, read=REFERENCE_DIALECT) if t is not None]
+        return ";\n".join((rewrite(t) if rewrite else t).sql(dialect=dialect) for t in trees)
+    except sqlglot.errors.SqlglotError as exc:
         raise BackendError(f"cannot transpile SQL to {dialect}: {exc}\n--- SQL ---\n{sql}") from exc
 
 
@@ -71,23 +86,29 @@ class Backend(ABC):
         are cast to canonical types and nullable columns absent from every file read as null,
         so SQL can name any canonical column whatever the producer left out.
         """
-        paths = table_paths(root, spec)
-        present: dict[str, pa.DataType] = {}
-        for p in paths:
-            for f in pq.read_schema(p):
-                present.setdefault(f.name, f.type)
+        source = self._table_source(root, spec)
+        present = self._table_columns(root, spec, source)
         missing = [f.name for f in spec.schema if not f.nullable and f.name not in present]
         if missing:
             raise BackendError(f"{root}: table {spec.name!r} lacks required column(s) {missing}")
         view = quote_name(name)
         raw = f"{name}__raw"
-        single = Path(root) / f"{spec.name}.parquet"
-        self.register(raw, single if single.is_file() else Path(root) / spec.name)
+        self.register(raw, source)
         cols = []
         for f in spec.schema:
             source = f'"{f.name}"' if f.name in present else "NULL"
             cols.append(f'CAST({source} AS {sql_type(f.type)}) AS "{f.name}"')
         self.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {', '.join(cols)} FROM {quote_name(raw)}")
+
+    def _table_source(self, root: str | Path, spec: TableSpec) -> str | Path:
+        """What :meth:`register` reads for ``spec`` under ``root``: ``NAME.parquet`` or ``NAME/``."""
+        table_paths(root, spec)  # raises, naming what is missing
+        single = Path(root) / f"{spec.name}.parquet"
+        return single if single.is_file() else Path(root) / spec.name
+
+    def _table_columns(self, root: str | Path, spec: TableSpec, source: str | Path) -> set[str]:
+        """The column names present in any file of ``spec`` under ``root``."""
+        return {f.name for p in table_paths(root, spec) for f in pq.read_schema(p)}
 
     @abstractmethod
     def _run(self, sql: str) -> pa.Table:
@@ -108,3 +129,14 @@ class Backend(ABC):
     def execute(self, sql: str) -> None:
         """Run a statement for its effect (CREATE VIEW/TABLE ...)."""
         self.query(sql)
+
+    def close(self) -> None:  # noqa: B027 - optional: engines without resources need nothing
+        """Release the engine (connections, sessions, temporary files). Idempotent."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

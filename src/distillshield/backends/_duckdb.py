@@ -35,6 +35,13 @@ class DuckDBBackend(Backend):
             self.con.execute(f"SET threads = {int(threads)}")
         self._tables: dict[str, pa.Table] = {}
 
+    def close(self) -> None:
+        self.con.close()
+        self._tables.clear()
+        spill = getattr(self, "_spill", None)
+        if spill is not None:
+            spill.cleanup()
+
     def register(self, name: str, source: str | Path | pa.Table) -> None:
         view = quote_name(name)
         if isinstance(source, pa.Table):

@@ -67,7 +67,7 @@ def graph_features_sql(
     acc, acc_enr = quote_name(accounts), quote_name(account_enrichment)
     strong = ", ".join(f"'{k}'" for k in STRONG_KINDS)
     degs = ",\n           ".join(
-        f"sum(CASE WHEN u.kind = '{k}' THEN 1 ELSE 0 END) AS deg_{k}" for k in EDGE_KINDS
+        f"CAST(sum(CASE WHEN u.kind = '{k}' THEN 1 ELSE 0 END) AS BIGINT) AS deg_{k}" for k in EDGE_KINDS
     )
     deg_cols = ", ".join(f"coalesce(d.deg_{k}, 0) AS deg_{k}" for k in EDGE_KINDS)
     return f"""
@@ -92,10 +92,11 @@ strong AS (
 ),
 unrel AS (
     SELECT s.a AS account_id, count(*) AS strong_neighbours,
-           sum(CASE WHEN ia.domain_class IN ('free-mail', 'disposable', 'unknown')
-                     OR ib.domain_class IN ('free-mail', 'disposable', 'unknown')
-                     OR ia.domain IS NULL OR ib.domain IS NULL
-                     OR ia.domain <> ib.domain THEN 1 ELSE 0 END) AS unrelated_strong_neighbours
+           CAST(sum(CASE WHEN ia.domain_class IN ('free-mail', 'disposable', 'unknown')
+                          OR ib.domain_class IN ('free-mail', 'disposable', 'unknown')
+                          OR ia.domain IS NULL OR ib.domain IS NULL
+                          OR ia.domain <> ib.domain THEN 1 ELSE 0 END) AS BIGINT)
+               AS unrelated_strong_neighbours
     FROM strong AS s
     LEFT JOIN ident AS ia ON ia.account_id = s.a
     LEFT JOIN ident AS ib ON ib.account_id = s.b
