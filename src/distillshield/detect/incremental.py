@@ -218,11 +218,11 @@ def scan_increment(
     want = {"window_hours": params.window_hours, "sync_bin_minutes": params.sync_bin_minutes}
     if state["params"] is not None and state["params"] != want:
         raise StateError(f"{root}: state was built with {state['params']}, this run asks for {want}")
+    b = backend or get_backend()
     t0 = time.perf_counter()
-    prepared = prepare(data_dir)
+    prepared = prepare(data_dir, backend=b)
     steps = [StepStat("prepare", sum(r.rows for r in prepared), time.perf_counter() - t0)]
 
-    b = backend or get_backend()
     start = datetime.fromisoformat(state["until"]) if state["until"] else None
     if since is not None and since != start:
         raise StateError(

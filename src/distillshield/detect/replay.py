@@ -78,8 +78,8 @@ def replay(
     from distillshield.prepare import prepare
 
     step = parse_every(every) if isinstance(every, str) else every
-    prepare(data_dir)
     b = backend or get_backend()
+    prepare(data_dir, backend=b)
     m = model or load_model()
     from distillshield.detect.scan import cache_inputs, register_window
 

@@ -396,7 +396,7 @@ def scan(
     from distillshield.prepare import prepare
 
     t0 = time.perf_counter()
-    prepared = prepare(data_dir)
+    prepared = prepare(data_dir, backend=backend)
     prep = StepStat("prepare", sum(r.rows for r in prepared), time.perf_counter() - t0)
     result = scan_tables(data_dir, since=since, until=until, backend=backend, model=model, seed=seed)
     result.steps.insert(0, prep)
