@@ -98,8 +98,9 @@ VAL_KINDS: dict[str, str] = {
     "country": "ip_country",
     "ua": "user_agent",
     "tls": "tls_fingerprint",
-    "client": "CASE WHEN user_agent IS NOT NULL AND tls_fingerprint IS NOT NULL "
-    "THEN md5(user_agent || chr(31) || tls_fingerprint) END",
+    # null when either part is (|| propagates null); no CASE around md5: DuckDB 1.5 can
+    # deadlock grouping by CASE ... md5(...) END over a joined CTE (seen at seed scale)
+    "client": "md5(user_agent || chr(31) || tls_fingerprint)",
 }
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -352,12 +353,20 @@ def compute_stats(
         chunk=chunk,
         params=params,
     )
+    target = into or StatsNames(*(f"_ds_st_fetch_{key}" for key in STATS_SCHEMAS))
+    for key, name in target.items():
+        if key in tables:
+            backend.execute(f"CREATE OR REPLACE TABLE {quote_name(name)} AS {sql[key]}")
     if into is not None:
-        for key, name in into.items():
-            if key in tables:
-                backend.execute(f"CREATE OR REPLACE TABLE {quote_name(name)} AS {sql[key]}")
         return {}
-    return {key: backend.query(sql[key]).cast(STATS_SCHEMAS[key]) for key in tables}
+    # Materialised first, then fetched: DuckDB 1.5 can deadlock streaming the Arrow result of
+    # the ``vals`` statement straight out of the query (seen at seed scale); a table is safe.
+    out = {}
+    for key, name in target.items():
+        if key in tables:
+            out[key] = backend.query(f"SELECT * FROM {quote_name(name)}").cast(STATS_SCHEMAS[key])
+            backend.execute(f"DROP TABLE IF EXISTS {quote_name(name)}")
+    return out
 
 
 def summarise(
