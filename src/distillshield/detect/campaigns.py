@@ -395,13 +395,16 @@ def _link_edges(backend: Backend, edges: pa.Table) -> tuple[dict[str, list[dict[
     return links, counts
 
 
-def _campaign_families(backend: Backend, ex: str, sig: str, accounts: pa.Table) -> None:
-    """Register ``_ds_campaign_families(family)``: template families a campaign's generator uses."""
+def _campaign_families(backend: Backend, stats: StatsNames, accounts: pa.Table) -> None:
+    """Register ``_ds_campaign_families(family)``: template families a campaign's generator uses.
+
+    Read from the statistics' value sets (which accounts used which family), not the exchanges.
+    """
     backend.register("_ds_scored", accounts.select(["account_id", "flagged"]))
     backend.execute(
         "CREATE OR REPLACE TABLE _ds_campaign_families AS "
-        "WITH u AS (SELECT DISTINCT s.template_family AS family, x.account_id FROM "
-        f"{ex} x JOIN {sig} s ON s.request_id = x.request_id WHERE s.template_family IS NOT NULL), "
+        "WITH u AS (SELECT DISTINCT val AS family, account_id "
+        f"FROM {quote_name(stats.vals)} WHERE kind = 'family'), "
         "sizes AS (SELECT campaign_id, count(*) AS n FROM "
         f"{_MEMBERS} GROUP BY campaign_id), "
         "inside AS (SELECT u.family, m.campaign_id, count(*) AS k FROM u "
@@ -414,11 +417,14 @@ def _campaign_families(backend: Backend, ex: str, sig: str, accounts: pa.Table) 
     )
 
 
-def _campaign_share(backend: Backend, ex: str, sig: str) -> dict[str, float]:
+def _campaign_share(backend: Backend, stats: StatsNames) -> dict[str, float]:
+    """Per account: the share of its exchanges whose family is a campaign's, from the statistics."""
     sql = (
-        "SELECT x.account_id, avg(CASE WHEN f.family IS NOT NULL THEN 1.0 ELSE 0.0 END) AS share "
-        f"FROM {ex} x LEFT JOIN {sig} s ON s.request_id = x.request_id "
-        "LEFT JOIN _ds_campaign_families f ON f.family = s.template_family GROUP BY x.account_id"
+        "SELECT c.account_id, CAST(coalesce(m.k, 0) AS DOUBLE) / c.n AS share "
+        f"FROM (SELECT account_id, sum(n) AS n FROM {quote_name(stats.chunks)} GROUP BY account_id) c "
+        "LEFT JOIN (SELECT v.account_id, sum(v.c) AS k "
+        f"FROM {quote_name(stats.vals)} v JOIN _ds_campaign_families f ON f.family = v.val "
+        "WHERE v.kind = 'family' GROUP BY v.account_id) m ON m.account_id = c.account_id"
     )
     return {r["account_id"]: float(r["share"]) for r in _rows(backend, sql)}
 
@@ -525,8 +531,8 @@ def build_campaigns(
     )
     if not dossiers:
         return out.append_column("campaign_share", pa.nulls(out.num_rows, pa.float64())), []
-    _campaign_families(backend, ex, sig, out)
-    share = _campaign_share(backend, ex, sig)
+    _campaign_families(backend, stats or StatsNames(), out)
+    share = _campaign_share(backend, stats or StatsNames())
     out = out.append_column("campaign_share", pa.array([share.get(a) for a in ids], pa.float64()))
     if members.num_rows == 0:
         return out, []
