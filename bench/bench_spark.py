@@ -1,6 +1,6 @@
 """The scan on DuckDB and on Spark local mode, side by side on one prepared dataset.
 
-Usage: python bench/bench_spark.py DATA [--master local[2]] [--runs 1]
+Usage: python bench/bench_spark.py DATA [--master local[2]] [--runs 1] [--driver-memory 4g]
 
 Runs :func:`distillshield.detect.scan_tables` (no dossier-less shortcuts: the full scan)
 alternately on an embedded DuckDB and on PySpark local mode, ``--runs`` times each, and
@@ -25,8 +25,9 @@ def main() -> None:
     ap.add_argument("data", type=Path)
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--driver-memory", default="4g", help="spark.driver.memory (local mode: the whole JVM)")
     args = ap.parse_args()
-    spark = get_backend("spark", master=args.master)
+    spark = get_backend("spark", master=args.master, conf={"spark.driver.memory": args.driver_memory})
     t0 = time.perf_counter()
     spark.query("SELECT 1 AS x")  # JVM and session start, reported apart
     print(f"spark session start: {time.perf_counter() - t0:.1f} s")
