@@ -54,6 +54,7 @@ import pyarrow.compute as pc
 from distillshield.backends import Backend, quote_name
 from distillshield.features.stats import StatsNames
 from distillshield.linking import EDGE_SCHEMA, STRONG_KINDS, EdgeParams
+from distillshield.linking.edges import stats_params
 
 __all__ = ["CLUSTER_KINDS", "build_campaigns", "campaign_id_for"]
 
@@ -272,32 +273,36 @@ def _rows(backend: Backend, sql: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _indicators(
-    backend: Backend, ex: str, sig: str, enr: str, acc: str
-) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    dims = {
-        "ips": f"SELECT m.campaign_id, x.ip AS val, x.account_id FROM {ex} x "
-        f"JOIN {_MEMBERS} m USING (account_id)",
-        "prefixes": f"SELECT m.campaign_id, n.ip_prefix AS val, x.account_id FROM {ex} x "
-        f"JOIN {_MEMBERS} m USING (account_id) JOIN {enr} n ON n.request_id = x.request_id",
-        "asns": f"SELECT m.campaign_id, n.asn_name AS val, x.account_id FROM {ex} x "
-        f"JOIN {_MEMBERS} m USING (account_id) JOIN {enr} n ON n.request_id = x.request_id",
-        "user_agents": f"SELECT m.campaign_id, x.user_agent AS val, x.account_id FROM {ex} x "
-        f"JOIN {_MEMBERS} m USING (account_id)",
-        "tls_fingerprints": f"SELECT m.campaign_id, x.tls_fingerprint AS val, x.account_id FROM {ex} x "
-        f"JOIN {_MEMBERS} m USING (account_id)",
-        "template_ids": f"SELECT m.campaign_id, s.template_id AS val, x.account_id FROM {ex} x "
-        f"JOIN {_MEMBERS} m USING (account_id) JOIN {sig} s ON s.request_id = x.request_id",
-        "payment_fingerprints": f"SELECT m.campaign_id, a.payment_fingerprint AS val, a.account_id "
-        f"FROM {acc} a JOIN {_MEMBERS} m USING (account_id)",
+def _indicators(backend: Backend, vals: str, acc: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Per campaign, the infrastructure its members share: value, member accounts, exchanges.
+
+    From the statistics' value sets (``vals``: uses per account and value) and the accounts'
+    payment fingerprints — not the exchanges.
+    """
+    kinds = {
+        "ips": "ip",
+        "prefixes": "prefix",
+        "asns": "asn",
+        "user_agents": "ua",
+        "tls_fingerprints": "tls",
+        "template_ids": "template",
     }
+    dims = {
+        dim: f"SELECT m.campaign_id, v.val, v.account_id, v.c FROM {quote_name(vals)} v "
+        f"JOIN {_MEMBERS} m ON m.account_id = v.account_id WHERE v.kind = '{kind}'"
+        for dim, kind in kinds.items()
+    }
+    dims["payment_fingerprints"] = (
+        "SELECT m.campaign_id, a.payment_fingerprint AS val, a.account_id, 1 AS c "
+        f"FROM {acc} a JOIN {_MEMBERS} m USING (account_id)"
+    )
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for dim, src in dims.items():
         sql = (
             "SELECT campaign_id, val, accounts, exchanges FROM ("
-            "SELECT campaign_id, val, count(DISTINCT account_id) AS accounts, count(*) AS exchanges, "
+            "SELECT campaign_id, val, count(DISTINCT account_id) AS accounts, sum(c) AS exchanges, "
             "row_number() OVER (PARTITION BY campaign_id ORDER BY count(DISTINCT account_id) DESC, "
-            "count(*) DESC, val) AS rk "
+            "sum(c) DESC, val) AS rk "
             f"FROM ({src}) d WHERE val IS NOT NULL GROUP BY campaign_id, val) r "
             f"WHERE rk <= {TOP_INDICATORS} AND accounts >= 2 ORDER BY campaign_id, rk"
         )
@@ -307,13 +312,13 @@ def _indicators(
     return out
 
 
-def _metadata_clues(backend: Backend, ex: str) -> dict[str, list[dict[str, Any]]]:
+def _metadata_clues(backend: Backend, vals: str) -> dict[str, list[dict[str, Any]]]:
     sql = (
-        "SELECT campaign_id, pair, count(DISTINCT account_id) AS accounts, count(*) AS exchanges FROM ("
-        f"SELECT m.campaign_id, x.account_id, unnest(regexp_extract_all(x.metadata, '{_PAIR}')) AS pair "
-        f"FROM {ex} x JOIN {_MEMBERS} m USING (account_id) WHERE x.metadata IS NOT NULL) p "
-        "GROUP BY campaign_id, pair HAVING count(DISTINCT account_id) >= 2 "
-        "ORDER BY campaign_id, accounts DESC, exchanges DESC, pair"
+        "SELECT m.campaign_id, v.val AS pair, count(DISTINCT v.account_id) AS accounts, "
+        f"sum(v.c) AS exchanges FROM {quote_name(vals)} v JOIN {_MEMBERS} m ON m.account_id = v.account_id "
+        "WHERE v.kind = 'metadata' "
+        "GROUP BY m.campaign_id, v.val HAVING count(DISTINCT v.account_id) >= 2 "
+        "ORDER BY m.campaign_id, accounts DESC, exchanges DESC, pair"
     )
     out: dict[str, list[dict[str, Any]]] = {}
     pat = re.compile(_PAIR)
@@ -487,7 +492,7 @@ def build_campaigns(
     ``stats``: the statistics tables the scan finished from (their ``vals`` feed
     :func:`_hub_edges`); ``max_group``: the pair-generation cap the edges were built with.
     """
-    ex, sig, enr, acc = (str(names[k]) for k in ("exchanges", "signals", "enrichment", "accounts"))
+    ex, acc = str(names["exchanges"]), str(names["accounts"])
     rel = names.get("releases")
     flagged, promoted = _promote(
         accounts,
@@ -537,43 +542,44 @@ def build_campaigns(
     if members.num_rows == 0:
         return out, []
 
+    st = stats or StatsNames()
+    chunks, vals, activity = quote_name(st.chunks), quote_name(st.vals), quote_name(st.activity)
     base = {
         r["campaign_id"]: r
         for r in _rows(
             backend,
-            "SELECT m.campaign_id, count(*) AS exchanges, min(x.ts) AS first_seen, max(x.ts) AS last_seen, "
-            "avg(CASE WHEN s.cot_elicit = 'expose_reasoning' THEN 1.0 ELSE 0.0 END) AS cot "
-            f"FROM {ex} x JOIN {_MEMBERS} m USING (account_id) "
-            f"LEFT JOIN {sig} s ON s.request_id = x.request_id "
-            "GROUP BY m.campaign_id",
+            "SELECT m.campaign_id, sum(c.n) AS exchanges, min(c.first_ts) AS first_seen, "
+            "max(c.last_ts) AS last_seen, CAST(sum(c.expose_n) AS DOUBLE) / sum(c.n) AS cot "
+            f"FROM {chunks} c JOIN {_MEMBERS} m ON m.account_id = c.account_id GROUP BY m.campaign_id",
         )
     }
     mix: dict[str, dict[str, float]] = {}
     for r in _rows(
         backend,
-        "SELECT m.campaign_id, s.capability, count(*) AS n FROM "
-        f"{ex} x JOIN {_MEMBERS} m USING (account_id) JOIN {sig} s ON s.request_id = x.request_id "
-        "WHERE s.capability IS NOT NULL GROUP BY m.campaign_id, s.capability "
-        "ORDER BY m.campaign_id, n DESC, s.capability",
+        f"SELECT m.campaign_id, v.val AS capability, sum(v.c) AS n FROM {vals} v "
+        f"JOIN {_MEMBERS} m ON m.account_id = v.account_id WHERE v.kind = 'capability' "
+        "GROUP BY m.campaign_id, v.val ORDER BY m.campaign_id, n DESC, capability",
     ):
         mix.setdefault(r["campaign_id"], {})[r["capability"]] = float(r["n"])
-    start = _rows(backend, f"SELECT min(ts) AS t0, max(ts) AS t1 FROM {ex}")[0]
-    t0, t1 = start["t0"], start["t1"]
-    n_bins = math.floor((t1 - t0).total_seconds() / 3600) + 1 if t0 is not None else 0
+    # hourly timeline on UTC hours, summed from the statistics' 10-minute activity bins
+    span = _rows(backend, f"SELECT min(first_ts) AS t0, max(last_ts) AS t1 FROM {chunks}")[0]
+    t0 = span["t0"].replace(minute=0, second=0, microsecond=0) if span["t0"] is not None else None
+    n_bins = math.floor((span["t1"] - t0).total_seconds() / 3600) + 1 if t0 is not None else 0
     timeline: dict[str, list[int]] = {}
+    bin_s = float(stats_params().sync_bin_minutes) * 60.0
     if t0 is not None:
         for r in _rows(
             backend,
-            "SELECT m.campaign_id, "
-            f"floor((epoch(x.ts) - epoch(TIMESTAMPTZ '{t0.isoformat()}')) / 3600) AS b, "
-            f"count(*) AS n FROM {ex} x JOIN {_MEMBERS} m USING (account_id) GROUP BY 1, 2",
+            f"SELECT m.campaign_id, floor((a.bin * {bin_s!r} - epoch(TIMESTAMPTZ '{t0.isoformat()}')) "
+            f"/ 3600) AS b, sum(a.c) AS n FROM {activity} a JOIN {_MEMBERS} m ON m.account_id = a.account_id "
+            "GROUP BY 1, 2",
         ):
             series = timeline.setdefault(r["campaign_id"], [0] * n_bins)
             hour = int(r["b"])
             if 0 <= hour < n_bins:
                 series[hour] = int(r["n"])
-    infra = _indicators(backend, ex, sig, enr, acc)
-    clues = _metadata_clues(backend, ex)
+    infra = _indicators(backend, st.vals, acc)
+    clues = _metadata_clues(backend, st.vals)
     pivots = _release_pivots(backend, ex, rel)
 
     by_campaign: dict[str, list[str]] = {}
