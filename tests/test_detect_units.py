@@ -11,7 +11,7 @@ import pytest
 
 from distillshield.backends import get_backend
 from distillshield.detect import AccountModel, load_model
-from distillshield.detect.campaigns import MERGE_MIN_EDGES, _cluster, _hub_edges, campaign_id_for
+from distillshield.detect.campaigns import MERGE_MIN_EDGES, _cluster, campaign_id_for
 from distillshield.detect.design import FEATURES, PSEUDO_REQUESTS, Feature, design_matrix, feature_names
 from distillshield.detect.graph import graph_features
 from distillshield.detect.novelty import novelty_scores
@@ -265,41 +265,3 @@ def test_corroboration_and_coordinated_novelty() -> None:
     assert set(why) == {"s1", "n1", "n2", "n3"}
     assert why["s1"].startswith("corroborated") and why["n1"].startswith("coordinated_novelty")
     assert flagged.tolist() == [True, True, False, False, True, True, True, False]
-
-
-def test_hub_edges_tie_a_big_farm_but_not_a_common_tag() -> None:
-    """A value held by more than max_group accounts links them only when nearly all are flagged."""
-    farm = [f"f{i:03d}" for i in range(30)]  # one staff handle on 30 accounts, 28 flagged
-    crowd = [f"c{i:03d}" for i in range(30)]  # a framework default tag: farm + crowd, mostly unflagged
-    small = ["f000", "f001", "f002"]  # under the cap: ordinary pair edges do this, not hubs
-    rows = (
-        [("metadata", '"staff": "kim"', a) for a in farm]
-        + [("metadata", '"env": "prod"', a) for a in farm + crowd]
-        + [("metadata", '"team": "x"', a) for a in small]
-    )
-    backend = get_backend()
-    backend.register(
-        "vals",
-        pa.table(
-            {
-                "chunk": ["all"] * len(rows),
-                "account_id": [r[2] for r in rows],
-                "kind": [r[0] for r in rows],
-                "val": [r[1] for r in rows],
-                "c": [1] * len(rows),
-            }
-        ),
-    )
-    everyone = farm + crowd + [f"x{i:03d}" for i in range(140)]
-    backend.register(
-        "acc",
-        pa.table({"account_id": everyone, "payment_fingerprint": pa.nulls(len(everyone), pa.string())}),
-    )
-    flagged = farm[:28]
-    hubs = _hub_edges(backend, flagged, vals="vals", accounts="acc", max_group=10).to_pylist()
-    assert {h["kind"] for h in hubs} == {"metadata"}
-    assert {h["src"] for h in hubs} == {"f000"}  # a star on the smallest flagged holder
-    assert sorted(h["dst"] for h in hubs) == sorted(farm[1:28])  # flagged holders only
-    assert all("staff" in h["evidence"] and 0 < h["weight"] <= 1 for h in hubs)
-    # 28 of 60 holders flagged: a common tag stays silent; below the cap nothing either
-    assert _hub_edges(backend, flagged, vals="vals", accounts="acc", max_group=100).num_rows == 0

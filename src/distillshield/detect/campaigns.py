@@ -53,7 +53,7 @@ import pyarrow.compute as pc
 
 from distillshield.backends import Backend, quote_name
 from distillshield.features.stats import StatsNames
-from distillshield.linking import EDGE_SCHEMA, STRONG_KINDS, EdgeParams
+from distillshield.linking import STRONG_KINDS
 from distillshield.linking.edges import stats_params
 
 __all__ = ["CLUSTER_KINDS", "build_campaigns", "campaign_id_for"]
@@ -66,9 +66,6 @@ IDENTITY_KINDS: tuple[str, ...] = ("payment", "metadata", "signup")
 MERGE_MIN_EDGES = 3
 #: Kinds that count as links for coordinated novelty.
 NOVELTY_KINDS: tuple[str, ...] = (*STRONG_KINDS, "metadata")
-#: Share of a too-common value's holders that must be flagged for it to tie them together
-#: (:func:`_hub_edges`): a staff handle is held by its farm alone, a default tag by everyone.
-HUB_FLAGGED_SHARE = 0.9
 #: Smallest cluster reported as a campaign.
 MIN_CAMPAIGN_SIZE = 2
 #: Indicators kept per kind in the dossier.
@@ -77,7 +74,6 @@ TOP_INDICATORS = 10
 MAX_LINK_EDGES = 400
 
 _MEMBERS = "_ds_campaign_members"
-_FLAGGED = "_ds_campaign_flagged"
 _FLAG_EDGES = "_ds_campaign_edges"
 _PAIR = r'"([^"\\]{1,64})"[ ]*:[ ]*"([^"\\]{1,128})"'
 
@@ -225,47 +221,6 @@ def _cluster(flagged_ids: list[str], edges: pa.Table, *, seed: int = 0) -> dict[
             cid = campaign_id_for(members)
             out.update({a: cid for a in members})
     return out
-
-
-def _hub_edges(
-    backend: Backend, flagged_ids: list[str], *, vals: str, accounts: str, max_group: int
-) -> pa.Table:
-    """Identity edges for values too common to pair up but held almost only by flagged accounts.
-
-    Pair generation skips a payment fingerprint or metadata pair held by more than
-    ``max_group`` accounts (n (n - 1) / 2 pairs, and usually infrastructure everyone uses:
-    a framework's default tag). A farm of thousands of accounts run by one team trips that
-    cap with its own staff handle or card. The two are told apart without labels by *who*
-    holds the value: when at least :data:`HUB_FLAGGED_SHARE` of its holders are flagged, it
-    ties them together — as a star to the smallest flagged holder (n - 1 edges, not n²),
-    kind ``metadata`` or ``payment``, weighted by the value's rarity like any shared value.
-    Only flagged accounts are touched, so this changes clustering, never a verdict.
-    """
-    empty = EDGE_SCHEMA.empty_table()
-    if len(flagged_ids) < 2:
-        return empty
-    backend.register(_FLAGGED, pa.table({"account_id": pa.array(flagged_ids, pa.string())}))
-    sql = (
-        "WITH m AS ("
-        "SELECT DISTINCT 'metadata' AS kind, val, account_id "
-        f"FROM {quote_name(vals)} WHERE kind = 'metadata' "
-        "UNION ALL SELECT DISTINCT 'payment' AS kind, payment_fingerprint AS val, account_id "
-        f"FROM {quote_name(accounts)} WHERE payment_fingerprint IS NOT NULL), "
-        f"total AS (SELECT count(DISTINCT account_id) AS n FROM {quote_name(accounts)}), "
-        "g AS (SELECT m.kind, m.val, count(*) AS n, count(f.account_id) AS nf, min(f.account_id) AS hub "
-        f"FROM m LEFT JOIN {_FLAGGED} f ON f.account_id = m.account_id GROUP BY m.kind, m.val) "
-        "SELECT g.hub AS src, m.account_id AS dst, g.kind, "
-        "greatest(0.0, least(1.0, ln(CAST(t.n AS DOUBLE) / g.n) / ln(CAST(t.n AS DOUBLE) / 2))) AS weight, "
-        "g.kind || '=' || left(g.val, 40) || ' accounts=' || CAST(g.n AS VARCHAR) || ' (hub)' AS evidence "
-        "FROM m JOIN g ON g.kind = m.kind AND g.val = m.val "
-        f"JOIN {_FLAGGED} f ON f.account_id = m.account_id CROSS JOIN total t "
-        f"WHERE g.n > {int(max_group)} AND g.nf >= {HUB_FLAGGED_SHARE!r} * g.n AND m.account_id <> g.hub "
-        "AND t.n > 2"
-    )
-    try:
-        return backend.query(sql).cast(EDGE_SCHEMA)
-    finally:
-        backend.register(_FLAGGED, pa.table({"account_id": pa.array([], pa.string())}))
 
 
 def _rows(backend: Backend, sql: str) -> list[dict[str, Any]]:
@@ -482,15 +437,13 @@ def build_campaigns(
     dossiers: bool = True,
     seed: int = 0,
     stats: StatsNames | None = None,
-    max_group: int = EdgeParams().max_group,
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
     """Cluster flagged accounts and write each campaign's dossier.
 
     ``accounts`` has account_id, score, flagged, novelty, top_reasons (one row per scored
     account); returns it with ``flagged`` updated by corroboration and coordinated novelty and ``campaign_id``
     and ``campaign_share`` added, plus the campaign objects sorted by score then id.
-    ``stats``: the statistics tables the scan finished from (their ``vals`` feed
-    :func:`_hub_edges`); ``max_group``: the pair-generation cap the edges were built with.
+    ``stats``: the statistics tables the scan finished from (the dossier reads them).
     """
     ex, acc = str(names["exchanges"]), str(names["accounts"])
     rel = names.get("releases")
@@ -507,12 +460,6 @@ def build_campaigns(
         if a in promoted:
             reasons[i] = [promoted[a], *reasons[i]]
     flagged_ids = [a for a, f in zip(ids, flagged, strict=True) if f]
-    if dossiers:
-        hubs = _hub_edges(
-            backend, flagged_ids, vals=(stats or StatsNames()).vals, accounts=acc, max_group=max_group
-        )
-        if hubs.num_rows:
-            edges = pa.concat_tables([edges, hubs])
     assign = _cluster(flagged_ids, edges, seed=seed) if dossiers else {}
     campaign_col = [assign.get(a) for a in ids]
     members = pa.table(

@@ -345,7 +345,7 @@ def scan_tables(
         }
     )
     accounts, campaigns = build_campaigns(
-        b, names, accounts, edges, dossiers=dossiers, seed=seed, stats=stats, max_group=params.max_group
+        b, names, accounts, edges, dossiers=dossiers, seed=seed, stats=stats
     )
     steps.append(StepStat("campaigns", len(campaigns), time.perf_counter() - t0))
     chunks = quote_name((stats or StatsNames()).chunks)
