@@ -24,10 +24,9 @@ event; one split off from a registered campaign gets a new id and a ``split`` ev
 registered campaign none of whose members is in a campaign any more has ``ended``
 (:func:`_stabilise`).
 
-What is still read from the history (documented limits, see docs/scan-incremental.md): the
-campaign dossiers (indicators, timeline, capability mix, ``campaign_share``) read the
-exchanges of flagged accounts over the whole period; template families come from
-``distillshield prepare`` over the dataset given.
+What is still read from the history (documented limits, docs/incremental.md): the release
+pivot in the campaign dossier reads flagged accounts' exchanges over the whole period;
+template families come from ``distillshield prepare`` over the dataset given.
 """
 
 from __future__ import annotations
@@ -236,7 +235,7 @@ def scan_increment(
         if last is None:
             raise StateError(f"{data_dir}: no exchanges after the state's end {state['until']}")
         until = last + timedelta(microseconds=1)
-        names = register_window(b, data_dir, since=start, until=until)
+        names = register_window(b, data_dir, since=start, until=until, registered=names)
     if start is not None and until <= start:
         raise StateError(f"{root}: until {until.isoformat()} is not after the state's end {state['until']}")
     index = len(state["chunks"])
@@ -253,7 +252,7 @@ def scan_increment(
     steps.append(StepStat("stats", chunk_rows, time.perf_counter() - t0))
 
     t0 = time.perf_counter()
-    history = register_window(b, data_dir, until=until)  # for dossiers; the stats hold the rest
+    history = register_window(b, data_dir, until=until, registered=names)  # release pivots read it
     registered = _register_state(b, root)
     steps.append(StepStat("register", 0, time.perf_counter() - t0))
     result = scan_tables(
