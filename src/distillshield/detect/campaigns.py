@@ -483,13 +483,13 @@ def build_campaigns(
     )
     if not dossiers:
         return out.append_column("campaign_share", pa.nulls(out.num_rows, pa.float64())), []
-    _campaign_families(backend, stats or StatsNames(), out)
-    share = _campaign_share(backend, stats or StatsNames())
+    st = stats or StatsNames()
+    _campaign_families(backend, st, out)
+    share = _campaign_share(backend, st)
     out = out.append_column("campaign_share", pa.array([share.get(a) for a in ids], pa.float64()))
     if members.num_rows == 0:
         return out, []
 
-    st = stats or StatsNames()
     chunks, vals, activity = quote_name(st.chunks), quote_name(st.vals), quote_name(st.activity)
     base = {
         r["campaign_id"]: r
