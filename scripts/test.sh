@@ -5,14 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 # The Spark parity tests (tests/test_spark_parity.py) need a Java runtime for PySpark.
-# CI machines are Debian: install a headless JRE only when no `java` is on the PATH (a
-# failed install fails the run: those tests must not silently skip in CI).
-if ! command -v java >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+# The gateway's shared-state, log-stream and chaos tests run a real redis-server.
+# Install only what is missing; a failed install fails the run (those tests must not
+# silently skip in CI).
+PKGS=""
+command -v java >/dev/null 2>&1 || PKGS="$PKGS openjdk-17-jre-headless"
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || PKGS="$PKGS redis-server"
+if [ -n "$PKGS" ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  echo "== installing openjdk-17-jre-headless (for the Spark tests)"
+  echo "== installing$PKGS (Spark and Redis tests)"
   $SUDO mkdir -p /usr/share/man/man1  # slim images: the JRE package links its man page there
   $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null
+  # shellcheck disable=SC2086
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }

@@ -615,6 +615,10 @@ def _match(texts: pa.Array, pattern: str) -> np.ndarray:
 _EXPOSE_GATE: tuple[str, ...] = ("obj", "answer_given", "leads_to", "conceal", "dataset")
 #: Features the step rule (and the damping of the score) needs on step rows as well.
 _STEP_NEEDS: tuple[str, ...] = ("procedural", "topic", "no_explain", "reason_req")
+#: One regex for "any gate feature": the union of the ``_EXPOSE_GATE`` patterns.
+_GATE_UNION = "|".join(dict(_FEATURES)[name] for name in _EXPOSE_GATE)
+#: The pre-filter as run on the raw (not lower-cased) prompt.
+_PREFILTER_ANY_CASE = "(?i)" + _PREFILTER
 
 
 def cot_features(texts: pa.Array, *, lazy: bool = True) -> dict[str, np.ndarray]:
@@ -629,7 +633,7 @@ def cot_features(texts: pa.Array, *, lazy: bool = True) -> dict[str, np.ndarray]
         return {name: _match(texts, pat) for name, pat in _FEATURES}
     n = len(texts)
     patterns = dict(_FEATURES)
-    expose_gate = _match(texts, "|".join(patterns[name] for name in _EXPOSE_GATE))
+    expose_gate = _match(texts, _GATE_UNION)
     feat = {"step": _match(texts, patterns["step"])}
     gates = {False: expose_gate, True: expose_gate | feat["step"]}
     subsets: dict[bool, tuple[np.ndarray, pa.Array]] = {}
@@ -684,7 +688,7 @@ def cot_elicitation(prompts: pa.Array | pa.ChunkedArray) -> tuple[pa.StringArray
     score = np.zeros(n, dtype=np.float32)
     code = np.zeros(n, dtype=np.int32)  # index into LABELS
     if n:
-        cand = np.flatnonzero(_match(texts, "(?i)" + _PREFILTER))
+        cand = np.flatnonzero(_match(texts, _PREFILTER_ANY_CASE))
         if len(cand):
             sub = pc.utf8_lower(texts.take(pa.array(cand, type=pa.int64())))
             s, step = _score(cot_features(sub), len(cand))

@@ -21,6 +21,9 @@ _SCRIPTS: tuple[tuple[str, str], ...] = (
     ("hebrew", r"[\x{0590}-\x{05FF}]"),
 )
 
+#: Any non-ASCII character: only such texts are tested against the scripts.
+_NON_ASCII = r"[^\x00-\x7F]"
+
 
 def script_language(texts: pa.Array | pa.ChunkedArray) -> pa.StringArray:
     """Script label per text: ko, ja, zh, cyrillic, …, ``latin`` otherwise; null for null text."""
@@ -29,9 +32,7 @@ def script_language(texts: pa.Array | pa.ChunkedArray) -> pa.StringArray:
     n = len(texts)
     out = np.full(n, "latin", dtype=object)
     # most prompts are plain ASCII: test the scripts only on rows with a non-ASCII character
-    wide = pc.fill_null(pc.match_substring_regex(texts, r"[^\x00-\x7F]"), False).to_numpy(
-        zero_copy_only=False
-    )
+    wide = pc.fill_null(pc.match_substring_regex(texts, _NON_ASCII), False).to_numpy(zero_copy_only=False)
     rows = np.nonzero(wide)[0]
     sub = texts.take(pa.array(rows))
     decided = np.zeros(len(rows), dtype=bool)
