@@ -611,6 +611,143 @@ def prepare(
     _run_prepare(data, steps_list, force=force, infra=infra, backend=backend, config=backend_config)
 
 
+# ------------------------------------------------------------------------------ gateway
+gateway_app = typer.Typer(
+    help="The real-time enforcement gateway: an OpenAI-compatible proxy (docs/gateway.md).",
+    invoke_without_command=True,
+)
+app.add_typer(gateway_app, name="gateway")
+
+_StoreOpt = Annotated[
+    str | None, typer.Option("--store", help="Shared store: memory:// (default) or redis://host:port/db.")
+]
+
+
+@gateway_app.callback()
+def gateway(
+    ctx: typer.Context,
+    upstream: Annotated[
+        str | None,
+        typer.Option(help="Base URL of the OpenAI-compatible model server, e.g. http://127.0.0.1:8000/v1."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Gateway TOML file (docs/gateway.md).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    store: _StoreOpt = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML (default: the shipped policy).")] = None,
+    verdicts: Annotated[
+        Path | None, typer.Option(help="Load a detection directory at start (memory store).")
+    ] = None,
+    log_dir: Annotated[Path | None, typer.Option(help="Where exchanges are logged (WAL + Parquet).")] = None,
+) -> None:
+    """Serve the gateway: `distillshield gateway --upstream URL [--config FILE]`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if upstream is None and config is None:
+        console.print(ctx.get_help())
+        raise typer.Exit(code=2)
+    import uvicorn
+
+    from distillshield.gateway import create_app, load_config
+
+    with _errors():
+        cfg = load_config(
+            config, upstream=upstream, store=store, policy=str(policy) if policy else None,
+            verdicts=str(verdicts) if verdicts else None, log_dir=str(log_dir) if log_dir else None,
+        )
+        application = create_app(cfg)
+    err.print(f"distillshield gateway on http://{host}:{port} -> {cfg.upstream} (store {cfg.store})")
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+@gateway_app.command("keys")
+def gateway_keys(
+    account: Annotated[str, typer.Argument(help="Account the new key authenticates as.")],
+    store: _StoreOpt = "memory://",
+    pathway: Annotated[str | None, typer.Option(help="Account pathway (education, self_serve...).")] = None,
+    payment_fingerprint: Annotated[
+        str | None, typer.Option(help="The account's payment fingerprint.")
+    ] = None,
+    org: Annotated[str | None, typer.Option(help="Organisation id.")] = None,
+) -> None:
+    """Create an API key for ACCOUNT in the shared store; the secret is printed once."""
+    import asyncio
+    import secrets as _secrets
+
+    from distillshield.gateway import KeyRecord, hash_key, open_store
+
+    secret = "sk-ds-" + _secrets.token_urlsafe(24)
+    record = KeyRecord(f"key_{_secrets.token_hex(6)}", account, org, pathway, payment_fingerprint)
+
+    async def put() -> None:
+        st = open_store(store, timeout_s=2.0)
+        try:
+            await st.put_key(hash_key(secret), record)
+        finally:
+            await st.close()
+
+    with _errors():
+        if store in (None, "memory://"):
+            _fail("--store redis://... is needed: an in-memory store ends with this command")
+        asyncio.run(put())
+    console.print(json.dumps({"key": secret, "key_id": record.key_id, "account_id": account}))
+
+
+@gateway_app.command("publish")
+def gateway_publish(
+    det: Annotated[Path, typer.Argument(help="Detection directory written by `distillshield scan`.")],
+    store: _StoreOpt = None,
+    data: Annotated[
+        Path | None, typer.Option(help="The prepared dataset the detections came from (indicator index).")
+    ] = None,
+    overrides: Annotated[
+        Path | None,
+        typer.Option(help="JSON {account_id: block|allow}: analyst decisions laid over the detector's."),
+    ] = None,
+) -> None:
+    """Publish batch verdicts to the shared store: every gateway picks them up without a restart."""
+    import asyncio
+
+    from distillshield.gateway import build_verdicts, open_store
+
+    with _errors():
+        if store in (None, "memory://"):
+            _fail("--store redis://... is needed: gateways read verdicts from a shared store")
+        over = json.loads(overrides.read_text()) if overrides else None
+        verdicts = build_verdicts(det, data=data, overrides=over)
+        blob = verdicts.to_bytes()
+
+        async def put() -> None:
+            st = open_store(store, timeout_s=5.0)
+            try:
+                await st.publish_verdicts(verdicts.version, blob)
+            finally:
+                await st.close()
+
+        asyncio.run(put())
+    kinds: dict[str, int] = {}
+    for kind, _ in verdicts.indicators:
+        kinds[kind] = kinds.get(kind, 0) + 1
+    console.print(
+        f"published verdicts {verdicts.version}: {len(verdicts.accounts)} accounts, "
+        f"{len(verdicts.campaigns)} campaigns, indicators {kinds or 0} ({len(blob):,} bytes)"
+    )
+
+
+@gateway_app.command("mock-upstream")
+def gateway_mock_upstream(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    latency: Annotated[float, typer.Option(help="Seconds before each answer.")] = 0.0,
+) -> None:
+    """Serve the in-repo mock OpenAI-compatible model (tests, benchmarks, demos)."""
+    from distillshield.gateway.mock_upstream import MockConfig, serve_mock
+
+    serve_mock(host, port, MockConfig(latency_s=latency))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -1,0 +1,249 @@
+"""Shared state of the gateway: API keys, published verdicts, rate-limit buckets, online state.
+
+Two implementations behind one small async interface: :class:`MemoryStore` (one process,
+the embedded default and unit tests) and :class:`RedisStore` (a real Redis shared by every
+gateway worker and by ``distillshield gateway publish``). The hot path touches the store
+only for rate-limit buckets of accounts that a policy throttles; keys and verdicts are read
+into a local cache and refreshed in the background, so a slow or dead Redis never sits on a
+legitimate customer's request (docs/gateway.md, "failure modes").
+
+Keys are stored by SHA-256 of the secret, never in clear: a leaked store does not leak
+credentials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+__all__ = [
+    "KeyRecord",
+    "MemoryStore",
+    "RedisStore",
+    "Store",
+    "StoreUnavailable",
+    "hash_key",
+    "open_store",
+]
+
+
+class StoreUnavailable(RuntimeError):  # noqa: N818 - reads as a condition, like ConnectionRefused
+    """The shared store could not be reached; the caller applies the configured fail mode."""
+
+
+def hash_key(secret: str) -> str:
+    """The registry id of an API key secret (SHA-256 hex): what the store holds."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """What an API key resolves to. ``payment_fingerprint`` and ``pathway`` come from the
+    account record and feed online linking (a new head of a known hydra pays with a card
+    the campaign already used)."""
+
+    key_id: str
+    account_id: str
+    org_id: str | None = None
+    pathway: str | None = None
+    payment_fingerprint: str | None = None
+    disabled: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> KeyRecord:
+        return cls(**json.loads(raw))
+
+
+class Store(Protocol):
+    """The operations the gateway needs from shared state."""
+
+    async def get_key(self, key_hash: str) -> KeyRecord | None: ...
+    async def put_key(self, key_hash: str, record: KeyRecord) -> None: ...
+    async def verdict_version(self) -> str | None: ...
+    async def get_verdicts(self, version: str) -> bytes | None: ...
+    async def publish_verdicts(self, version: str, blob: bytes) -> None: ...
+    async def take(self, bucket: str, rate_per_s: float, burst: float, now: float) -> float:
+        """Take one token; return 0.0 when granted, else the seconds until one is available."""
+        ...
+
+    async def put_online(self, account_id: str, worker: str, blob: bytes) -> None:
+        """Store this worker's online state of an account (its own events only)."""
+        ...
+
+    async def get_online(self, account_id: str) -> dict[str, bytes]:
+        """Every worker's online state of an account: merged, they are the fleet's view."""
+        ...
+
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+def _bucket_take(
+    tokens: float, last: float, rate: float, burst: float, now: float
+) -> tuple[float, float, float]:
+    """Token-bucket arithmetic shared by both stores: (tokens after, stamp, wait)."""
+    tokens = min(burst, tokens + max(0.0, now - last) * rate)
+    if tokens >= 1.0:
+        return tokens - 1.0, now, 0.0
+    return tokens, now, (1.0 - tokens) / rate
+
+
+class MemoryStore:
+    """In-process store: one gateway process, tests, and the offline replay."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, KeyRecord] = {}
+        self._verdicts: dict[str, bytes] = {}
+        self._version: str | None = None
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._online: dict[str, dict[str, bytes]] = {}
+
+    async def get_key(self, key_hash: str) -> KeyRecord | None:
+        return self._keys.get(key_hash)
+
+    async def put_key(self, key_hash: str, record: KeyRecord) -> None:
+        self._keys[key_hash] = record
+
+    async def verdict_version(self) -> str | None:
+        return self._version
+
+    async def get_verdicts(self, version: str) -> bytes | None:
+        return self._verdicts.get(version)
+
+    async def publish_verdicts(self, version: str, blob: bytes) -> None:
+        self._verdicts = {version: blob}
+        self._version = version
+
+    def take_sync(self, bucket: str, rate_per_s: float, burst: float, now: float) -> float:
+        tokens, last = self._buckets.get(bucket, (burst, now))
+        tokens, last, wait = _bucket_take(tokens, last, rate_per_s, burst, now)
+        self._buckets[bucket] = (tokens, last)
+        return wait
+
+    async def take(self, bucket: str, rate_per_s: float, burst: float, now: float) -> float:
+        return self.take_sync(bucket, rate_per_s, burst, now)
+
+    async def put_online(self, account_id: str, worker: str, blob: bytes) -> None:
+        self._online.setdefault(account_id, {})[worker] = blob
+
+    async def get_online(self, account_id: str) -> dict[str, bytes]:
+        return dict(self._online.get(account_id, {}))
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+# Atomic token bucket: KEYS[1] bucket, ARGV rate, burst, now. Returns the wait in seconds
+# (as a string: Lua numbers would be truncated to integers by the Redis protocol).
+_TAKE_LUA = """
+local rate = tonumber(ARGV[1]); local burst = tonumber(ARGV[2]); local now = tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 't', 's')
+local tokens = tonumber(v[1]) or burst; local last = tonumber(v[2]) or now
+local dt = now - last; if dt < 0 then dt = 0 end
+tokens = math.min(burst, tokens + dt * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 's', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 60000)
+return tostring(wait)
+"""
+
+
+class RedisStore:
+    """Shared store on a real Redis (``redis://host:port/db``).
+
+    Every call is bounded by ``timeout_s``; a failure raises :class:`StoreUnavailable` so
+    the engine can apply the policy's fail mode instead of hanging the request.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "ds:", timeout_s: float = 0.05) -> None:
+        import redis.asyncio as aioredis
+
+        self.url = url
+        self.prefix = prefix
+        self._redis = aioredis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
+        )
+        self._take = self._redis.register_script(_TAKE_LUA)
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def _call(self, what: str, coro: Any) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            return await coro
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis {self.url}: {what}: {exc}") from exc
+
+    async def get_key(self, key_hash: str) -> KeyRecord | None:
+        raw = await self._call("get key", self._redis.hget(self._k("keys"), key_hash))
+        return None if raw is None else KeyRecord.from_json(raw)
+
+    async def put_key(self, key_hash: str, record: KeyRecord) -> None:
+        await self._call("put key", self._redis.hset(self._k("keys"), key_hash, record.to_json()))
+
+    async def verdict_version(self) -> str | None:
+        raw = await self._call("verdict version", self._redis.get(self._k("verdicts", "version")))
+        return None if raw is None else bytes(raw).decode()
+
+    async def get_verdicts(self, version: str) -> bytes | None:
+        raw = await self._call("get verdicts", self._redis.get(self._k("verdicts", version)))
+        return None if raw is None else bytes(raw)
+
+    async def publish_verdicts(self, version: str, blob: bytes) -> None:
+        # Write the blob first, then move the version pointer: a reader never sees a
+        # version whose blob is missing. Old blobs expire after a day.
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self._k("verdicts", version), blob, ex=86_400)
+        pipe.set(self._k("verdicts", "version"), version)
+        await self._call("publish verdicts", pipe.execute())
+
+    async def take(self, bucket: str, rate_per_s: float, burst: float, now: float) -> float:
+        raw = await self._call(
+            "rate limit", self._take(keys=[self._k("bucket", bucket)], args=[rate_per_s, burst, now])
+        )
+        wait = float(raw)
+        return wait if math.isfinite(wait) else 0.0
+
+    async def put_online(self, account_id: str, worker: str, blob: bytes) -> None:
+        key = self._k("online", account_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(key, worker, blob)
+        pipe.expire(key, 7 * 86_400)
+        await self._call("put online state", pipe.execute())
+
+    async def get_online(self, account_id: str) -> dict[str, bytes]:
+        raw = await self._call("get online state", self._redis.hgetall(self._k("online", account_id)))
+        return {bytes(k).decode(): bytes(v) for k, v in raw.items()}
+
+    async def ping(self) -> None:
+        await self._call("ping", self._redis.ping())
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def open_store(url: str | None, **kwargs: Any) -> MemoryStore | RedisStore:
+    """``None``/``memory://`` → :class:`MemoryStore`; ``redis://…`` → :class:`RedisStore`."""
+    if url is None or url in ("", "memory://"):
+        return MemoryStore()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisStore(url, **kwargs)
+    raise ValueError(f"store URL {url!r}: expected memory:// or redis://host:port/db")
+
+
+def now_s() -> float:
+    """Wall-clock epoch seconds: the live gateway's clock (the replay passes logged times)."""
+    return time.time()

@@ -1,0 +1,84 @@
+"""Gateway configuration: one TOML file, every field documented, unknown keys refused.
+
+Secrets (the upstream API key, the admin token, the marking key) are never written in the
+file: it names the environment variables that hold them, so the file can be committed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from distillshield.errors import DistillShieldError
+
+__all__ = ["ConfigError", "GatewayConfig", "load_config"]
+
+
+class ConfigError(DistillShieldError):
+    """A gateway configuration that cannot be used (names the file and the key)."""
+
+
+class GatewayConfig(BaseModel):
+    """Everything ``distillshield gateway`` needs; see docs/gateway.md for each field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    upstream: str = Field(description="Base URL of the OpenAI-compatible model server (…/v1 is appended)")
+    upstream_api_key_env: str | None = Field(None, description="env var holding the upstream's API key")
+    upstream_timeout_s: float = Field(600.0, gt=0, description="read timeout for the upstream")
+    upstream_connect_timeout_s: float = Field(5.0, gt=0)
+    store: str = Field("memory://", description="memory:// (one process) or redis://host:port/db")
+    store_timeout_s: float = Field(0.05, gt=0, description="per-call Redis timeout on the request path")
+    policy: str | None = Field(None, description="policy YAML (default: the shipped default policy)")
+    policy_refresh_s: float = Field(2.0, gt=0, description="how often the policy file is checked for edits")
+    verdict_refresh_s: float = Field(2.0, gt=0, description="how often the store's verdict version is polled")
+    verdicts: str | None = Field(None, description="a detection directory loaded at start (memory store)")
+    log_dir: str = Field("gateway-logs", description="WAL + canonical Parquet exchanges (DATA/exchanges)")
+    log_sink: Literal["parquet", "redis"] = "parquet"
+    log_fsync: Literal["none", "batch", "always"] = "none"
+    log_content: Literal["full", "none"] = Field(
+        "full", description="'none' logs fingerprints and counts only (prompts/responses dropped)"
+    )
+    admin_token_env: str = Field(
+        "DISTILLSHIELD_ADMIN_TOKEN", description="env var holding the admin bearer token"
+    )
+    mark_key_env: str = Field("DISTILLSHIELD_MARK_KEY", description="env var holding the marking key")
+    max_request_bytes: int = Field(2_000_000, gt=0)
+    trust_forwarded_for: bool = Field(False, description="take the client IP from X-Forwarded-For")
+    tls_fingerprint_header: str | None = Field(
+        "x-ja4", description="header set by the TLS-terminating load balancer with the client's fingerprint"
+    )
+    keys_file: str | None = Field(
+        None,
+        description="JSON lines of API keys loaded into the store at start: "
+        '{"key_sha256": ..., "account_id": ..., "pathway": ..., "payment_fingerprint": ...}',
+    )
+    key_cache_s: float = Field(30.0, ge=0, description="how long a resolved API key is cached in process")
+    metrics_public: bool = Field(True, description="serve /metrics without the admin token")
+    worker_id: str = Field("w0", description="this worker's name in the shared online state")
+
+    def secret(self, env_name: str | None) -> str | None:
+        return None if env_name is None else os.environ.get(env_name)
+
+
+def load_config(path: str | Path | None = None, **overrides: object) -> GatewayConfig:
+    """Read ``path`` (TOML) and apply CLI ``overrides`` (``None`` values are ignored)."""
+    data: dict[str, object] = {}
+    source = "<command line>"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read gateway config: {exc}") from exc
+        data = dict(data.get("gateway", data))  # type: ignore[call-overload]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"{source}: invalid gateway config: {'; '.join(parts)}") from exc

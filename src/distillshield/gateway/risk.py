@@ -1,0 +1,476 @@
+"""Online risk: how much an account's live traffic looks like a harvest, in [0, 1].
+
+A :class:`RiskModel` learns from each finished exchange (``learn_one``) and scores each new
+request (``score_one``) before it is forwarded; :class:`OnlineRisk` also listens to every
+batch verdict refresh (``on_verdicts``), which is how it calibrates itself.
+
+Why an online model at all: batch detection runs every few hours, and a campaign's first
+hours — before any batch run has seen it — are served unprotected (docs/gateway-evaluation.md
+measures this: it is most of the leakage). What can be known in those hours is evidence that
+needs no history of the account: *many fresh accounts showing up together on the same
+infrastructure*, and requests that ask for the model's hidden reasoning.
+
+Evidence (each fires with a reason code):
+
+``cohort:<kind>``
+    The request comes from a *fresh* account (created less than ``fresh_days`` before the
+    gateway first saw it) and its value of ``kind`` — client fingerprint (user agent + TLS),
+    /24 egress prefix, request template id, sign-up /24 — has, within the last
+    ``window_s``, ``k`` fresh users out of ``n`` users, which is improbable if accounts
+    picked values independently of their age: the binomial tail ``P(X >= k)``,
+    ``X ~ Bin(n, p)`` with ``p`` the fresh share among *all* accounts active in the window
+    (learned online), is below ``alpha`` (Chernoff bound ``exp(-n KL(k/n || p))``, an upper
+    bound, so the test is conservative). This is a hydra's new heads arriving together
+    from one operator's tooling or servers; it adapts to the provider's own base rate of new
+    accounts rather than a fixed count. The account keeps the membership for its later
+    requests (it joined the cohort; its other templates are no less its).
+``expose``
+    The account's count of requests asking to expose the model's hidden reasoning is
+    improbable under the background rate of such requests (all traffic, learned online;
+    inflated by campaigns, hence conservative): the same binomial test. One curious request
+    never fires it.
+
+What a fired term is worth is **learned from batch detection**, not set by hand: at each
+verdict refresh (:meth:`OnlineRisk.on_verdicts`), every account on which a term fired and
+which the batch scan could see (first seen before the verdicts' ``until``) counts as a
+success when batch flagged it and a failure otherwise. A term's risk is the posterior mean
+share of flagged accounts, shrunk twice: per value (``cohort:client=X``) towards its kind's
+share, and the kind's share towards ``prior_precision`` with ``prior_strength``
+pseudo-accounts. Before any batch evidence the risk of a fired term is ``prior_precision``
+(0.9: a cohort that improbable is presumed coordinated); a university class behind one
+campus NAT — a true fresh cohort that batch detection does not flag — has its NAT value
+cleared after the first batch run that sees it (60 unflagged of 60: ``(0 + 9) / (60 +
+10) = 0.13``), and a kind that fires mostly on accounts batch clears loses its prior too.
+The policy's ``online-risk`` threshold (0.8) then reads as "at least 80 % of the accounts on
+which this evidence fired turn out to be campaign accounts".
+
+Thresholds and why:
+
+* ``alpha = 1e-6`` — a per-value test run on every request: with 10^3–10^4 distinct values
+  active in a window, the chance that independent sign-ups trip it anywhere in a window is
+  at most ~1 % (Bonferroni); it is a significance level, not a count fitted to traffic.
+* ``fresh_days = 30`` — one billing cycle: an account younger than its first invoice.
+  Farmed accounts are used within days; buying aged accounts defeats this term (and costs
+  the operator money, which is the point).
+* ``window_s = 6 h`` — the batch cadence: the cohort must be visible before batch detection
+  can act, and a value's users older than that are the batch's job.
+* ``prior_precision = 0.9``, ``prior_strength = 10`` — what an uncorroborated, improbable
+  fresh cohort is presumed to be, worth ten accounts of batch evidence: three flagged
+  accounts outweigh it less than ten cleared ones do.
+
+Memory: per account its :class:`~distillshield.features.online.AccountOnline` state (the
+online features, also used for reason codes), its first-seen time and at most
+``max_memberships`` cohort memberships; per value its users within the window and its
+batch feedback (at most ``max_values`` values, least recently used dropped first).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol
+
+from distillshield.features.online import AccountOnline, OnlineConfig, OnlineEvent
+from distillshield.gateway._types import Decision, RequestContext
+
+__all__ = ["COHORT_KINDS", "OnlineRisk", "RiskModel", "binomial_tail_bound"]
+
+#: Indicator kinds a fresh-account cohort is looked for on (see :class:`OnlineRisk`).
+COHORT_KINDS: tuple[str, ...] = ("client", "prefix", "template", "signup")
+
+_FLAGGED = frozenset({"campaign", "flagged", "block"})
+_EXPOSE = "expose_reasoning"
+
+
+class RiskModel(Protocol):
+    def score_one(self, ctx: RequestContext, signals: dict[str, Any]) -> tuple[float, tuple[str, ...]]: ...
+
+    def learn_one(
+        self,
+        ctx: RequestContext,
+        decision: Decision,
+        *,
+        status: int,
+        output_tokens: int,
+        reasoning_tokens: int | None,
+    ) -> None: ...
+
+
+def binomial_tail_bound(k: int, n: int, p: float) -> float:
+    """Chernoff upper bound on ``P(X >= k)`` for ``X ~ Bin(n, p)``: ``exp(-n KL(k/n || p))``
+    when ``k > n p``, else 1. Exact when ``k == n`` (``p ** n``)."""
+    if n <= 0 or k <= n * p:
+        return 1.0
+    p = min(max(p, 1e-12), 1.0 - 1e-12)
+    q = k / n
+    kl = q * math.log(q / p) + ((1.0 - q) * math.log((1.0 - q) / (1.0 - p)) if q < 1.0 else 0.0)
+    return math.exp(-n * kl)
+
+
+class _Recent:
+    """Distinct users of one value within a sliding window, and how many are fresh.
+
+    A user's last use is re-stamped at most every ``grain`` seconds, so a user may leave
+    the window up to ``grain`` early (the queue then holds at most ``window / grain``
+    entries per user).
+    """
+
+    __slots__ = ("fresh", "last", "n", "queue")
+
+    def __init__(self) -> None:
+        self.last: dict[str, tuple[float, bool]] = {}
+        self.queue: deque[tuple[float, str]] = deque()
+        self.n = 0
+        self.fresh = 0
+
+    def add(self, ts: float, account: str, fresh: bool, grain: float) -> None:
+        prev = self.last.get(account)
+        if prev is None:
+            self.n += 1
+            self.fresh += fresh
+        elif ts - prev[0] < grain:
+            return
+        self.last[account] = (ts, fresh)
+        self.queue.append((ts, account))
+
+    def expire(self, now: float, window: float) -> None:
+        q, last = self.queue, self.last
+        horizon = now - window
+        while q and q[0][0] < horizon:
+            ts, account = q.popleft()
+            cur = last.get(account)
+            if cur is not None and cur[0] == ts:
+                del last[account]
+                self.n -= 1
+                self.fresh -= cur[1]
+
+
+class _Value:
+    """One indicator value: its recent users, its fresh users ever, and batch feedback."""
+
+    __slots__ = ("cohort", "flagged", "recent", "scanned", "swept")
+
+    def __init__(self) -> None:
+        self.recent = _Recent()
+        self.swept = False
+        self.cohort: set[str] = set()  # accounts on which the cohort term fired for this value
+        self.flagged = 0
+        self.scanned = 0
+
+
+class _Account:
+    __slots__ = ("created", "expose", "first_seen", "memberships", "online")
+
+    def __init__(self, online: AccountOnline, first_seen: float, created: float | None) -> None:
+        self.online = online
+        self.first_seen = first_seen
+        self.created = created
+        self.memberships: list[tuple[str, str]] = []
+        self.expose: str | None = None  # the evidence, once the exposure test fired
+
+    @property
+    def fresh_age_days(self) -> float | None:
+        return None if self.created is None else (self.first_seen - self.created) / 86_400.0
+
+
+class OnlineRisk:
+    """Fresh-account cohorts and reasoning-exposure counts, calibrated by batch verdicts.
+
+    Constructor arguments are the whole configuration (the module docstring justifies each
+    default): ``cohort_kinds`` (subset of :data:`COHORT_KINDS`), ``window_s``,
+    ``fresh_days``, ``alpha``, ``prior_precision``, ``prior_strength``, ``grain_s`` (how
+    often a user's last use is re-stamped in a value's window), ``max_values``,
+    ``max_memberships``, ``max_cohort`` (accounts remembered per value for feedback) and
+    ``online_config`` (:class:`~distillshield.features.online.OnlineConfig` of the
+    per-account states).
+
+    ``score_one`` reads ``signals`` as the engine builds them: ``template_id``,
+    ``ip_prefix``, ``client`` (user agent + TLS), ``signup_prefix`` and
+    ``account_created`` (epoch seconds; ``None`` when the account record has no creation
+    time: such an account is never "fresh").
+    """
+
+    def __init__(
+        self,
+        *,
+        cohort_kinds: Iterable[str] = COHORT_KINDS,
+        window_s: float = 6 * 3600.0,
+        fresh_days: float = 30.0,
+        alpha: float = 1e-6,
+        prior_precision: float = 0.9,
+        prior_strength: float = 10.0,
+        grain_s: float = 600.0,
+        max_values: int = 200_000,
+        max_memberships: int = 8,
+        max_cohort: int = 4096,
+        online_config: OnlineConfig | None = None,
+    ) -> None:
+        kinds = tuple(cohort_kinds)
+        unknown = set(kinds) - set(COHORT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown cohort kind(s) {sorted(unknown)}; known: {COHORT_KINDS}")
+        if not 0.0 < prior_precision < 1.0 or prior_strength <= 0 or not 0.0 < alpha < 1.0:
+            raise ValueError("prior_precision and alpha must lie in (0, 1), prior_strength above 0")
+        self.cohort_kinds = kinds
+        self.window_s = float(window_s)
+        self.fresh_days = float(fresh_days)
+        self.alpha = float(alpha)
+        self.prior_precision = float(prior_precision)
+        self.prior_strength = float(prior_strength)
+        self.grain_s = float(grain_s)
+        self.max_values = int(max_values)
+        self.max_memberships = int(max_memberships)
+        self.max_cohort = int(max_cohort)
+        self.online_config = online_config or OnlineConfig()
+        self._accounts: dict[str, _Account] = {}
+        self._values: OrderedDict[tuple[str, str], _Value] = OrderedDict()
+        self._active = _Recent()  # every account active in the window: the fresh base rate
+        self._requests = 0
+        self._expose = 0
+        self._expose_fired: set[str] = set()
+        # batch feedback per term kind: [flagged, scanned]
+        self._kind_feedback: dict[str, list[int]] = {k: [0, 0] for k in (*kinds, "expose")}
+        self._last_ts = 0.0
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _kind_precision(self, kind: str) -> float:
+        f, s = self._kind_feedback[kind]
+        return (f + self.prior_precision * self.prior_strength) / (s + self.prior_strength)
+
+    def _value_precision(self, kind: str, value: _Value) -> float:
+        prior = self._kind_precision(kind)
+        return (value.flagged + prior * self.prior_strength) / (value.scanned + self.prior_strength)
+
+    def _fresh(self, acct: _Account | None, created: float | None, ts: float) -> bool:
+        if acct is not None:
+            age = acct.fresh_age_days
+        else:
+            age = None if created is None else (ts - created) / 86_400.0
+        return age is not None and age < self.fresh_days
+
+    @staticmethod
+    def _values_of(signals: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "client": signals.get("client"),
+            "prefix": signals.get("ip_prefix"),
+            "template": signals.get("template_id"),
+            "signup": signals.get("signup_prefix"),
+        }
+
+    def _value(self, kind: str, value: str, create: bool) -> _Value | None:
+        key = (kind, value)
+        v = self._values.get(key)
+        if v is None:
+            if not create:
+                return None
+            v = self._values[key] = _Value()
+            if len(self._values) > self.max_values:
+                self._values.popitem(last=False)
+        else:
+            self._values.move_to_end(key)
+        return v
+
+    def _base_fresh(self) -> float:
+        a = self._active
+        return (a.fresh + 1.0) / (a.n + 2.0)
+
+    # -- scoring ---------------------------------------------------------------------------
+    def score_one(self, ctx: RequestContext, signals: dict[str, Any]) -> tuple[float, tuple[str, ...]]:
+        acct = self._accounts.get(ctx.account_id)
+        risk = 0.0
+        reasons: list[tuple[float, str]] = []
+        # cohort memberships already held (the account joined a cohort earlier)
+        if acct is not None:
+            for kind, value in acct.memberships:
+                v = self._values.get((kind, value))
+                if v is not None:
+                    prec = self._value_precision(kind, v)
+                    reasons.append((prec, f"cohort:{kind}:member:{prec:.2f}"))
+        # a cohort on this request's values
+        if self._fresh(acct, signals.get("account_created"), ctx.ts):
+            p = self._base_fresh()
+            for kind, value in self._values_of(signals).items():
+                if kind not in self.cohort_kinds or value is None:
+                    continue
+                if acct is not None and (kind, value) in acct.memberships:
+                    continue
+                v = self._values.get((kind, value))
+                if v is None:
+                    continue
+                v.recent.expire(ctx.ts, self.window_s)
+                r = v.recent
+                bound = binomial_tail_bound(r.fresh, r.n, p)
+                if bound < self.alpha:
+                    prec = self._value_precision(kind, v)
+                    reasons.append((prec, f"cohort:{kind}:{r.fresh}/{r.n}fresh:p<{bound:.0e}:{prec:.2f}"))
+        # reasoning exposure (tested when the account sends such a request, see learn_one)
+        if acct is not None and acct.expose is not None:
+            prec = self._kind_precision("expose")
+            reasons.append((prec, f"expose:{acct.expose}:{prec:.2f}"))
+        if not reasons:
+            return 0.0, ()
+        reasons.sort(key=lambda r: -r[0])
+        risk = reasons[0][0]
+        return risk, tuple(r for _, r in reasons)
+
+    # -- learning --------------------------------------------------------------------------
+    def learn_one(
+        self,
+        ctx: RequestContext,
+        decision: Decision,
+        *,
+        status: int,
+        output_tokens: int,
+        reasoning_tokens: int | None,
+    ) -> None:
+        sig = decision.extra  # the engine copies the request's signals there
+        ts = ctx.ts
+        self._last_ts = max(self._last_ts, ts)
+        acct = self._accounts.get(ctx.account_id)
+        if acct is None:
+            created = _as_float(sig.get("account_created"))
+            acct = self._accounts[ctx.account_id] = _Account(
+                AccountOnline(self.online_config, created_at=created), ts, created
+            )
+        fresh = self._fresh(acct, None, ts)
+        cot = sig.get("cot_elicit")
+        acct.online.update(
+            OnlineEvent(
+                ts=ts,
+                model=ctx.model,
+                ip=ctx.ip,
+                ip_prefix=_as_str(sig.get("ip_prefix")),
+                user_agent=ctx.user_agent,
+                tls_fingerprint=ctx.tls_fingerprint,
+                conversation_id=ctx.conversation_id,
+                n_messages=ctx.n_messages,
+                input_tokens=ctx.input_tokens,
+                output_tokens=output_tokens,
+                max_tokens=ctx.max_tokens,
+                reasoning_tokens=reasoning_tokens,
+                template_id=_as_str(sig.get("template_id")),
+                cot_elicit=_as_str(cot),
+                capability=_as_str(sig.get("capability")),
+            )
+        )
+        self._requests += 1
+        if cot == _EXPOSE:
+            self._expose += 1
+        self._active.add(ts, ctx.account_id, fresh, self.grain_s)
+        self._active.expire(ts, self.window_s)
+        client = sig.get("client")
+        if client is None and ctx.user_agent:
+            client = f"{ctx.user_agent} | {ctx.tls_fingerprint or ''}"
+        values = {
+            "client": client,
+            "prefix": _as_str(sig.get("ip_prefix")),
+            "template": _as_str(sig.get("template_id")),
+            "signup": _as_str(sig.get("signup_prefix")),
+        }
+        p = self._base_fresh()
+        for kind in self.cohort_kinds:
+            value = values[kind]
+            if value is None:
+                continue
+            v = self._value(kind, value, create=True)
+            assert v is not None
+            v.recent.add(ts, ctx.account_id, fresh, self.grain_s)
+            v.recent.expire(ts, self.window_s)
+            if (fresh or not v.swept) and binomial_tail_bound(v.recent.fresh, v.recent.n, p) < self.alpha:
+                # a significant cohort: when it first is, every fresh user in the window joins
+                # (those who came before it was significant too); later, each fresh newcomer
+                if v.swept:
+                    joiners = [ctx.account_id]
+                else:
+                    v.swept = True
+                    joiners = [a for a, (_, f) in v.recent.last.items() if f]
+                for a in joiners:
+                    member = self._accounts.get(a)
+                    if (
+                        member is not None
+                        and a not in v.cohort
+                        and len(v.cohort) < self.max_cohort
+                        and len(member.memberships) < self.max_memberships
+                    ):
+                        member.memberships.append((kind, value))
+                        v.cohort.add(a)
+        if cot == _EXPOSE and acct.expose is None:
+            feats = acct.online.get()
+            n = int(feats["n_requests"] or 0)
+            k = round((feats["cot_expose_share"] or 0.0) * n)
+            base = (self._expose + 1.0) / (self._requests + 2.0)
+            bound = binomial_tail_bound(k, n, base)
+            if k >= 2 and bound < self.alpha:
+                acct.expose = f"{k}/{n}:p<{bound:.0e}"
+                self._expose_fired.add(ctx.account_id)
+
+    # -- calibration by batch verdicts -----------------------------------------------------
+    def on_verdicts(self, verdicts: Any) -> None:
+        """Recount, for every term, how many accounts it fired on were flagged by batch.
+
+        Only accounts first seen before the verdicts' ``until`` count (the batch scan could
+        see them); without ``until``, the newest request seen so far stands in for it.
+        """
+        until = _epoch(getattr(verdicts, "until", None)) or self._last_ts
+        for kind in self._kind_feedback:
+            self._kind_feedback[kind] = [0, 0]
+
+        def tally(accounts: Iterable[str]) -> tuple[int, int]:
+            f = s = 0
+            for a in accounts:
+                st = self._accounts.get(a)
+                if st is None or st.first_seen >= until:
+                    continue
+                s += 1
+                v = verdicts.account(a)
+                if v is not None and v.verdict in _FLAGGED:
+                    f += 1
+            return f, s
+
+        for (kind, _), value in self._values.items():
+            if not value.cohort:
+                continue
+            value.flagged, value.scanned = tally(value.cohort)
+            fb = self._kind_feedback[kind]
+            fb[0] += value.flagged
+            fb[1] += value.scanned
+        f, s = tally(self._expose_fired)
+        self._kind_feedback["expose"] = [f, s]
+
+    def stats(self) -> dict[str, Any]:
+        """Sizes and the learned term precisions (for metrics and the replay report)."""
+        return {
+            "accounts": len(self._accounts),
+            "values": len(self._values),
+            "fresh_base": round(self._base_fresh(), 4),
+            "kinds": {
+                k: {"flagged": f, "scanned": s, "precision": round(self._kind_precision(k), 4)}
+                for k, (f, s) in self._kind_feedback.items()
+            },
+        }
+
+
+def _as_str(x: Any) -> str | None:
+    return None if x is None else str(x)
+
+
+def _as_float(x: Any) -> float | None:
+    if x is None or x == "":
+        return None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _epoch(until: Any) -> float | None:
+    if not until:
+        return None
+    if isinstance(until, datetime):
+        return until.timestamp()
+    try:
+        return datetime.fromisoformat(str(until).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
