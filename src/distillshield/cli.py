@@ -671,6 +671,10 @@ def gateway_keys(
         str | None, typer.Option(help="The account's payment fingerprint.")
     ] = None,
     org: Annotated[str | None, typer.Option(help="Organisation id.")] = None,
+    created_at: Annotated[
+        str | None, typer.Option(help="When the account was created (ISO time): fresh-account evidence.")
+    ] = None,
+    signup_ip: Annotated[str | None, typer.Option(help="The account's sign-up IP address.")] = None,
 ) -> None:
     """Create an API key for ACCOUNT in the shared store; the secret is printed once."""
     import asyncio
@@ -679,7 +683,11 @@ def gateway_keys(
     from distillshield.gateway import KeyRecord, hash_key, open_store
 
     secret = "sk-ds-" + _secrets.token_urlsafe(24)
-    record = KeyRecord(f"key_{_secrets.token_hex(6)}", account, org, pathway, payment_fingerprint)
+    created = _when(created_at, "--created-at")
+    record = KeyRecord(
+        f"key_{_secrets.token_hex(6)}", account, org, pathway, payment_fingerprint,
+        created_at=created.timestamp() if created else None, signup_ip=signup_ip,
+    )
 
     async def put() -> None:
         st = open_store(store, timeout_s=2.0)

@@ -42,9 +42,10 @@ def hash_key(secret: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
-    """What an API key resolves to. ``payment_fingerprint`` and ``pathway`` come from the
-    account record and feed online linking (a new head of a known hydra pays with a card
-    the campaign already used)."""
+    """What an API key resolves to. ``payment_fingerprint``, ``pathway``, ``created_at`` and
+    ``signup_ip`` come from the account record and feed online linking and risk (a new head
+    of a known hydra pays with a card the campaign already used; farmed accounts arrive
+    fresh, together, from the same sign-up infrastructure)."""
 
     key_id: str
     account_id: str
@@ -52,6 +53,8 @@ class KeyRecord:
     pathway: str | None = None
     payment_fingerprint: str | None = None
     disabled: bool = False
+    created_at: float | None = None  # account creation, epoch seconds (fresh-account cohorts)
+    signup_ip: str | None = None  # sign-up address (sign-up infrastructure cohorts)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -130,6 +130,10 @@ def _metadata(body: dict[str, Any]) -> str | None:
     return json.dumps(meta, sort_keys=True, separators=(",", ":")) if meta else None
 
 
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
 def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
@@ -1049,6 +1053,8 @@ def create_app(config: GatewayConfig, **kwargs: Any) -> Starlette:
             org_id=body.get("org_id"),
             pathway=body.get("pathway"),
             payment_fingerprint=body.get("payment_fingerprint"),
+            created_at=_num(body.get("created_at")),
+            signup_ip=body.get("signup_ip") if isinstance(body.get("signup_ip"), str) else None,
         )
         try:
             await gw.store.put_key(hash_key(secret), record)
