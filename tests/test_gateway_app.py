@@ -341,3 +341,16 @@ def test_admin_creates_keys(served: tuple[Harness, str]) -> None:
     # the store holds only the hash of the secret
     assert secret not in json.dumps([k for k in h.store._keys])
     assert Action.ALLOW.name == "ALLOW"
+
+
+def test_admin_verify_endpoint(served: tuple[Harness, str]) -> None:
+    _, url = served
+    auth = {"authorization": f"Bearer {ADMIN}"}
+    ok = {"pathway": "education", "email": "student@mailinator.com", "ip": "8.8.8.8", "ts": 1_770_000_000}
+    r = httpx.post(f"{url}/admin/verify", json=ok, headers=auth)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["step"] != "none" and any("disposable" in reason for reason in body["reasons"])
+    bad = httpx.post(f"{url}/admin/verify", json={"pathway": "nope", "ip": "8.8.8.8"}, headers=auth)
+    assert bad.status_code == 400 and bad.json()["field"]
+    assert httpx.post(f"{url}/admin/verify", json=ok).status_code == 401

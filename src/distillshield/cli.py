@@ -611,6 +611,67 @@ def prepare(
     _run_prepare(data, steps_list, force=force, infra=infra, backend=backend, config=backend_config)
 
 
+# ------------------------------------------------------------------------------ verify
+@app.command()
+def verify(
+    request: Annotated[
+        Path | None, typer.Argument(help="Sign-up/upgrade request JSON file, or - for stdin.")
+    ] = None,
+    policy: Annotated[Path | None, typer.Option(help="Verification policy YAML (docs/verify.md).")] = None,
+    verdicts: Annotated[
+        Path | None, typer.Option(help="Detection directory: links to known campaigns.")
+    ] = None,
+    state: Annotated[
+        Path | None, typer.Option(help="Velocity state JSON, read and updated (sign-ups seen so far).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Assess without counting the sign-up.")] = False,
+    evaluate: Annotated[
+        Path | None,
+        typer.Option(help="Instead: replay DATA's sign-ups and measure the policy against its labels."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --evaluate: the report as JSON.")] = False,
+) -> None:
+    """Verification risk of a sign-up or upgrade: risk, reasons, and the step to require."""
+    from distillshield.access import (
+        SignupRequest,
+        VelocityState,
+        Verifier,
+        evaluate_signups,
+        load_verify_policy,
+    )
+    from distillshield.gateway import build_verdicts
+
+    with _errors():
+        pol = load_verify_policy(policy) if policy else None
+        known = build_verdicts(verdicts) if verdicts else None
+        if evaluate is not None:
+            report = evaluate_signups(evaluate, policy=pol, verdicts=known)
+            console.print(json.dumps(report.to_dict(), indent=2) if as_json else report.render())
+            return
+        if request is None:
+            _fail("give a REQUEST.json (or -) or --evaluate DATA")
+            return
+        raw = sys.stdin.read() if str(request) == "-" else request.read_text(encoding="utf-8")
+        try:
+            body = json.loads(raw)
+            req = SignupRequest.from_mapping(body)
+        except ValueError as exc:
+            field = getattr(exc, "field", None)
+            _fail(f"{request}: {exc}" + (f" (field {field!r})" if field else ""))
+            return
+        old = VelocityState.from_dict(json.loads(state.read_text())) if state and state.is_file() else None
+        verifier = Verifier(pol, verdicts=known, state=old)
+        result = verifier.assess(req)
+        if not dry_run:
+            verifier.learn_one(req, result)
+            if state is not None:
+                tmp = state.with_suffix(state.suffix + ".tmp")
+                tmp.write_text(json.dumps(verifier.state.to_dict()))
+                tmp.replace(state)
+    out = {"risk": result.risk, "step": result.step, "reasons": list(result.reasons)}
+    console.print(json.dumps(out, indent=2))
+
+
 # ------------------------------------------------------------------------------ gateway
 gateway_app = typer.Typer(
     help="The real-time enforcement gateway: an OpenAI-compatible proxy (docs/gateway.md).",

@@ -266,6 +266,8 @@ class Gateway:
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._verifier: Any = None
+        self._verifier_verdicts: VerdictSet | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     def _mtime(self) -> float:
@@ -381,6 +383,17 @@ class Gateway:
         self.metrics.policy_reloads.labels("ok").inc()
         log.info("policy reloaded from %s: rules %s", self.policy_path, ", ".join(policy.rule_ids))
         return policy
+
+    def verifier(self) -> Any:
+        """The sign-up verifier, rebuilt when the verdicts change; velocity state carries over."""
+        from distillshield.access import Verifier
+
+        current = self.engine.verdicts
+        if self._verifier is None or self._verifier_verdicts is not current:
+            old = self._verifier.state if self._verifier is not None else None
+            self._verifier = Verifier(verdicts=current, state=old)
+            self._verifier_verdicts = current
+        return self._verifier
 
     # -- identity -------------------------------------------------------------------------
     def _account_facts(self, account_id: str) -> KeyRecord | None:
@@ -1069,6 +1082,19 @@ def create_app(config: GatewayConfig, **kwargs: Any) -> Starlette:
         await gw.refresh_verdicts()
         return JSONResponse({"version": gw._verdict_version, "accounts": len(gw.engine.verdicts.accounts)})
 
+    async def admin_verify(request: Request) -> Response:
+        """Sign-up / upgrade verification risk (docs/verify.md), with the fleet's verdicts."""
+        denied = await gw.check_admin(request)
+        if denied is not None:
+            return denied
+        body = await gw._read_json(request)
+        if isinstance(body, Response):
+            return body
+        from distillshield.access import verify_json
+
+        status, out = verify_json(gw.verifier(), body, now=gw.clock())
+        return JSONResponse(out, status_code=status)
+
     async def admin_policy(request: Request) -> Response:
         denied = await gw.check_admin(request)
         if denied is not None:
@@ -1092,6 +1118,7 @@ def create_app(config: GatewayConfig, **kwargs: Any) -> Starlette:
         Route("/admin/keys", admin_keys, methods=["POST"]),
         Route("/admin/verdicts/refresh", admin_verdicts, methods=["POST"]),
         Route("/admin/policy/reload", admin_policy, methods=["POST"]),
+        Route("/admin/verify", admin_verify, methods=["POST"]),
     ]
 
     @contextlib.asynccontextmanager
