@@ -84,11 +84,29 @@ class SimContext:
         )
         return cls(scenario, scenario.seed, start, scenario.days, cal, AddressSpace(), ClientCatalog(), text)
 
+    @property
+    def provider(self) -> str | None:
+        """The provider whose traffic this is (``Scenario.provider``); None for a single provider."""
+        return self.scenario.provider
+
     def rng(self, *key: object) -> np.random.Generator:
-        """An independent generator per (seed, key): adding a persona never shifts another's draws."""
+        """An independent generator per (seed, key): adding a persona never shifts another's draws.
+
+        With a ``provider``, the key is salted with it: every account, customer and request of
+        one provider differs from another's.
+        """
         from distillshield.simulate.ids import stable_hash
 
-        return np.random.default_rng([self.seed, stable_hash(*key)])
+        if self.provider is None:
+            return np.random.default_rng([self.seed, stable_hash(*key)])
+        return np.random.default_rng([self.seed, stable_hash("provider", self.provider, *key)])
+
+    def operator_rng(self, *key: object) -> np.random.Generator:
+        """A generator per (seed, key) that no provider salt touches: an operator's infrastructure
+        (servers, proxy pools, client harnesses) is the same whichever provider it attacks."""
+        from distillshield.simulate.ids import stable_hash
+
+        return np.random.default_rng([self.seed, stable_hash("operator", *key)])
 
     def day_start(self, d: int) -> int:
         return self.start_us + d * DAY

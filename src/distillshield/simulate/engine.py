@@ -166,5 +166,8 @@ def simulate(
                     progress(manifest.exchanges, expected)
     manifest.parts = part
     (out / "manifest.json").write_text(manifest.to_json())
-    (out / "scenario.json").write_text(sc.model_dump_json(indent=2))
+    # the provider field is only written when set, so single-provider outputs stay as they were
+    (out / "scenario.json").write_text(
+        sc.model_dump_json(indent=2, exclude={"provider"} if sc.provider is None else None)
+    )
     return manifest

@@ -177,7 +177,15 @@ class Persona(ABC):
             known = sorted([*self.params_doc, *Style.__dataclass_fields__])
             raise ScenarioError(f"{key}: unknown param(s) {unknown}; known: {', '.join(known)}")
         self.rng = ctx.rng("persona", key)
-        self.ns = stable_hash(ctx.seed, key)
+        self.ns = (
+            stable_hash(ctx.seed, key) if ctx.provider is None else stable_hash(ctx.seed, ctx.provider, key)
+        )
+        #: The stream of the operator's infrastructure draws. For one provider it is ``rng``
+        #: itself (the draws interleave as they always did); across providers it is keyed by
+        #: the operator and tactic alone, so every provider sees the same servers and harnesses.
+        self.operator_rng = (
+            self.rng if ctx.provider is None or actor is None else ctx.operator_rng(actor, type(self).label)
+        )
         style = {**self.style_defaults, **{k: v for k, v in params.items() if hasattr(Style, k)}}
         self.style = Style(**style)
         self.params = {k: v for k, v in params.items() if not hasattr(Style, k)}
@@ -256,15 +264,18 @@ class Persona(ABC):
         """(canonical accounts rows, account labels rows)."""
         d = self.draft
         assert d is not None, "build() must set self.draft"
-        key = f"pay-{self.ctx.seed}"
+        # a payment fingerprint is scoped to the provider's payment processor: the same card
+        # gets another fingerprint at another provider, so payment evidence does not cross providers
+        scope = "" if self.ctx.provider is None else f"-{self.ctx.provider}"
+        key = f"pay-{self.ctx.seed}{scope}"
         pay = [None if p is None else _digest(f"{p}", key) for p in d.payment]
         local = [f"{self.key}-{i}" for i in range(self.n)]
         email_hash = [
-            _digest(f"{loc}@{dom}", f"mail-{self.ctx.seed}")
+            _digest(f"{loc}@{dom}", f"mail-{self.ctx.seed}{scope}")
             for loc, dom in zip(local, d.email_domain, strict=True)
         ]
         orgs = [
-            None if o is None else "org_" + _digest(f"{self.key}/{o}", f"org-{self.ctx.seed}")[:12]
+            None if o is None else "org_" + _digest(f"{self.key}/{o}", f"org-{self.ctx.seed}{scope}")[:12]
             for o in d.org
         ]
         self.org_ids = pa.array(orgs, type=pa.string())

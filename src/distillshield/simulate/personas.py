@@ -649,10 +649,13 @@ class _Campaign(Persona):
         """The operator's few prompt-template sets (a campaign reuses them across all accounts).
 
         Each campaign gets its own block of the text source's 64 sets, from a stable hash of
-        its id, so two campaigns rarely share templates — as two operators rarely would.
+        its id, so two campaigns rarely share templates — as two operators rarely would. Across
+        providers the block follows the operator and tactic instead, so the operator's
+        templates are the same at every provider whatever each calls the campaign.
         """
         k = int(self.param("template_sets", 4))
-        base = (stable_hash(self.campaign_id) % 16) * 4
+        owner = self.campaign_id if self.ctx.provider is None else f"{self.actor}/{self.label}"
+        base = (stable_hash(owner) % 16) * 4
         return (base + np.arange(k)) % 64
 
     def render(self, plan: Plan, rng: np.random.Generator) -> tuple[pa.Table, pa.Table]:
@@ -728,10 +731,10 @@ class CotHarvest(_Campaign):
     }
 
     def build(self) -> None:
-        rng, n, ctx = self.rng, self.n, self.ctx
+        rng, op, n, ctx = self.rng, self.operator_rng, self.n, self.ctx
         country = self.cover_countries(n)
         self.tz = np.full(n, self.operator_tz())
-        servers = ctx.address.sample("hosting", int(self.param("servers", 4)), rng)
+        servers = ctx.address.sample("hosting", int(self.param("servers", 4)), op)
         pools = [
             np.concatenate(
                 [ctx.address.sample("residential", 2, rng, country=str(c)), rng.choice(servers, 1)]
@@ -739,8 +742,8 @@ class CotHarvest(_Campaign):
             for c in country
         ]
         self.set_ips(pools)
-        harness = ctx.clients.sample("openai-python", 1, rng, recent=0.3) + ctx.clients.sample(
-            "python-httpx", 1, rng
+        harness = ctx.clients.sample("openai-python", 1, op, recent=0.3) + ctx.clients.sample(
+            "python-httpx", 1, op
         )
         self.set_clients(harness, (rng.random(n) < 0.15).astype(np.int64))
         cards = int(self.param("payment_methods", max(2, n // 12)))
@@ -856,7 +859,7 @@ class AgenticExtraction(_Campaign):
             "langchain": 0.1,
             "litellm": 0.1,
         }
-        clients = ctx.clients.mix(fams, 12, rng)
+        clients = ctx.clients.mix(fams, 12, self.operator_rng)
         self.set_clients(clients, rng.integers(0, len(clients), n))
         edu = pathway == "education"
         email = np.where(rng.random(n) < 0.3, company_domains(rng, n), _freemail(rng, n))
@@ -980,26 +983,26 @@ class AgenticCodingPivot(_Campaign):
     }
 
     def build(self) -> None:
-        rng, n, ctx = self.rng, self.n, self.ctx
+        rng, op, n, ctx = self.rng, self.operator_rng, self.n, self.ctx
         country = self.cover_countries(n)
         self.tz = np.full(n, self.operator_tz())
         n_pools = max(1, n // int(self.param("pool_size", 25)))
         self.pool = rng.integers(0, n_pools, n)
         servers = [
             ctx.address.sample(
-                "cloud", int(rng.integers(3, 10)), rng, country=str(rng.choice(["SG", "JP", "US"]))
+                "cloud", int(op.integers(3, 10)), op, country=str(op.choice(["SG", "JP", "US"]))
             )
             for _ in range(n_pools)
         ]
         self.set_ips([servers[p] for p in self.pool])
-        official = ctx.clients.sample("anthropic-python", 1, rng, recent=0.5) + ctx.clients.sample(
-            "openai-python", 1, rng
+        official = ctx.clients.sample("anthropic-python", 1, op, recent=0.5) + ctx.clients.sample(
+            "openai-python", 1, op
         )
-        spoof = ctx.clients.spoofed("openai-python", "go-http", 1, rng)
+        spoof = ctx.clients.spoofed("openai-python", "go-http", 1, op)
         clients = official + spoof
         self.set_clients(clients, rng.choice(3, n, p=[0.45, 0.35, 0.2]))
         self.system_variant = rng.integers(0, 3, n)  # copies of popular coding agents' prompts
-        pivot_h = float(self.param("pivot_hours", rng.uniform(3, 20)))
+        pivot_h = float(self.param("pivot_hours", op.uniform(3, 20)))
         self.set_adoption(
             np.full(n, pivot_h) + rng.uniform(0, 3, n), np.full(n, float(self.param("pivot_share", 0.5)))
         )
@@ -1060,20 +1063,20 @@ class HydraReseller(_Campaign):
     }
 
     def build(self) -> None:
-        rng, n, ctx = self.rng, self.n, self.ctx
+        rng, op, n, ctx = self.rng, self.operator_rng, self.n, self.ctx
         country = pick(rng, {**COVER_COUNTRIES, "BR": 0.05, "IN": 0.05, "NL": 0.05, "ES": 0.04}, n)
         self.tz = np.full(n, self.operator_tz())
         exits = np.concatenate(
             [
-                ctx.address.sample("residential", int(self.param("residential_exits", max(300, 3 * n))), rng),
-                ctx.address.sample("hosting", int(self.param("datacenter_exits", max(60, n // 3))), rng),
-                ctx.address.sample("mobile", max(60, n // 3), rng),
+                ctx.address.sample("residential", int(self.param("residential_exits", max(300, 3 * n))), op),
+                ctx.address.sample("hosting", int(self.param("datacenter_exits", max(60, n // 3))), op),
+                ctx.address.sample("mobile", max(60, n // 3), op),
             ]
         )
         self.exits = exits
         self.leak_ips = np.concatenate(
             [
-                ctx.address.sample("residential", 5, rng, country=str(c))
+                ctx.address.sample("residential", 5, op, country=str(c))
                 for c in self.param("leak_countries", ["CN", "HK"])
             ]
         )
@@ -1083,9 +1086,9 @@ class HydraReseller(_Campaign):
         clients = ctx.clients.mix(
             {"openai-python": 0.4, "openai-node": 0.2, "python-requests": 0.2, "anthropic-python": 0.2},
             20,
-            rng,
+            op,
         )
-        clients += ctx.clients.spoofed("openai-python", "go-http", 2, rng)
+        clients += ctx.clients.spoofed("openai-python", "go-http", 2, op)
         self.set_clients(clients, rng.integers(0, len(clients), n))
         email = np.where(
             rng.random(n) < 0.3,

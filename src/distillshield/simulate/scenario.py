@@ -65,6 +65,10 @@ class Scenario(_Strict):
     days: int = Field(ge=1, le=366)
     models: list[ModelRelease] = Field(min_length=1)
     content: Literal["full", "no_response", "none"] = "full"
+    #: Which provider's view of the world this is (None: the single-provider simulator). Two
+    #: runs with the same seed and different providers share every campaign operator's
+    #: infrastructure and templates but have different accounts, ids and legitimate customers.
+    provider: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     restricted_countries: list[str] = Field(default_factory=lambda: ["CN", "RU", "KP", "IR"])
     legitimate: list[Population] = Field(default_factory=list)
     campaigns: list[Campaign] = Field(default_factory=list)
