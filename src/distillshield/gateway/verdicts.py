@@ -44,8 +44,9 @@ INDICATOR_KINDS: tuple[str, ...] = ("payment", "client", "template", "meta", "pr
 @dataclass(frozen=True, slots=True)
 class AccountVerdict:
     """Batch verdict on one account: ``campaign`` (member of a campaign), ``flagged``
-    (suspicious alone), ``block`` (an analyst's decision) or ``allow`` (an analyst cleared
-    it: no online evidence overrides that)."""
+    (suspicious alone), ``suspect`` (scored at least ``suspect_score`` by the account model
+    but below its flag threshold), ``block`` (an analyst's decision) or ``allow`` (an analyst
+    cleared it: no online evidence overrides that)."""
 
     verdict: str
     campaign_id: str | None = None
@@ -133,7 +134,9 @@ class VerdictSet:
         return VerdictSet(accounts, self.campaigns, self.indicators, self.source, self.until)
 
 
-def _read_detections(det: Path) -> tuple[dict[str, AccountVerdict], dict[str, float], list[dict[str, Any]]]:
+def _read_detections(
+    det: Path, suspect_score: float | None = None
+) -> tuple[dict[str, AccountVerdict], dict[str, float], list[dict[str, Any]]]:
     acc_path, camp_path = det / "accounts.parquet", det / "campaigns.json"
     if not acc_path.is_file() or not camp_path.is_file():
         raise DistillShieldError(
@@ -158,6 +161,8 @@ def _read_detections(det: Path) -> tuple[dict[str, AccountVerdict], dict[str, fl
             )
         elif flagged:
             accounts[acct] = AccountVerdict("flagged", None, float(score))
+        elif suspect_score is not None and score is not None and float(score) >= suspect_score:
+            accounts[acct] = AccountVerdict("suspect", None, float(score))
     return accounts, campaign_score, campaigns_list
 
 
@@ -249,8 +254,13 @@ def build_verdicts(
     min_members: int = 3,
     min_specificity: float = 0.95,
     until: str | None = None,
+    suspect_score: float | None = 0.5,
 ) -> VerdictSet:
     """The verdict set for detection directory ``det_dir``.
+
+    Accounts the model scored at least ``suspect_score`` (its calibrated probability: more
+    likely than not a campaign account) without flagging them get the verdict ``suspect``;
+    ``None`` leaves them out (the default policy only withholds their raw reasoning).
 
     With ``data`` (the prepared dataset the detections came from), the indicator index is
     computed from the traffic (``until`` restricts it to what was known at that time — the
@@ -259,7 +269,7 @@ def build_verdicts(
     they are specific by construction of the dossier (docs/gateway.md).
     """
     det = Path(det_dir)
-    accounts, campaign_score, campaigns_list = _read_detections(det)
+    accounts, campaign_score, campaigns_list = _read_detections(det, suspect_score)
     kinds = tuple(kinds)
     unknown = set(kinds) - set(INDICATOR_KINDS)
     if unknown:

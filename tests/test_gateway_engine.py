@@ -1,0 +1,320 @@
+"""The decision engine and the online risk model, one request at a time (no I/O but the
+small scenario's indicator index): linking, sticky links, policy, cohorts, calibration."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from distillshield.gateway._types import Action, RequestContext
+from distillshield.gateway.engine import Engine, _signup_key
+from distillshield.gateway.policy import DEFAULT_POLICY, load_policy
+from distillshield.gateway.risk import OnlineRisk, binomial_tail_bound
+from distillshield.gateway.verdicts import AccountVerdict, Indicator, VerdictSet, build_verdicts
+
+T0 = 1_770_000_000.0  # 2026-02-02, epoch seconds
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class Acct:
+    pathway: str | None = "self_serve"
+    payment_fingerprint: str | None = None
+    signup_ip: str | None = None
+    created_at: float | None = None
+
+
+class NoSignals:
+    """A content-free caller: no request signals."""
+
+    def for_request(self, ctx: RequestContext) -> None:
+        return None
+
+
+def _ctx(account: str, ts: float, *, ip: str = "203.0.113.7", i: int = 0, **kw: Any) -> RequestContext:
+    return RequestContext(
+        request_id=f"r-{account}-{ts}-{i}",
+        ts=ts,
+        account_id=account,
+        api_key_id=None,
+        model="m",
+        endpoint="chat.completions",
+        ip=ip,
+        **kw,
+    )
+
+
+def _engine(verdicts: VerdictSet | None = None, accounts: dict[str, Acct] | None = None, **kw: Any) -> Engine:
+    facts = accounts or {}
+    return Engine(
+        load_policy(DEFAULT_POLICY),
+        verdicts=verdicts,
+        signals=NoSignals(),
+        account_facts=facts.get,
+        **kw,
+    )
+
+
+CAMPAIGN = VerdictSet(
+    accounts={"acct_member": AccountVerdict("campaign", "C1", 0.99, 0.97)},
+    campaigns={"C1": 0.97},
+    indicators={
+        ("payment", "card-hydra"): Indicator("payment", "card-hydra", "C1", 5, 1.0),
+        ("meta", "staff-7"): Indicator("meta", "staff-7", "C1", 4, 1.0),
+    },
+)
+
+
+def test_default_policy_loads_with_its_examples() -> None:
+    policy = load_policy(DEFAULT_POLICY)
+    assert "linked-to-campaign" in policy.rule_ids and "online-risk" in policy.rule_ids
+
+
+def test_a_new_head_sharing_a_campaign_card_is_protected_from_its_first_request() -> None:
+    eng = _engine(CAMPAIGN, {"acct_new": Acct(payment_fingerprint="card-hydra")})
+    d = eng.decide(_ctx("acct_new", T0))
+    assert Action.PROTECT in d.actions and Action.MARK in d.actions
+    assert d.forwards and d.campaign_id == "C1"
+    assert "rule:linked-to-campaign" in d.reasons and any(r.startswith("link:payment") for r in d.reasons)
+
+
+def test_an_unlinked_account_is_served_as_is() -> None:
+    eng = _engine(CAMPAIGN, {"acct_dev": Acct(payment_fingerprint="card-own")})
+    d = eng.decide(_ctx("acct_dev", T0))
+    assert d.actions == frozenset({Action.ALLOW}) and d.campaign_id is None
+
+
+def test_a_staff_handle_links_the_account_for_its_later_requests_until_the_campaign_is_gone() -> None:
+    eng = _engine(CAMPAIGN)
+    assert eng.decide(_ctx("acct_b", T0)).action == Action.ALLOW
+    first = eng.decide(_ctx("acct_b", T0 + 60, metadata="staff-7"))
+    assert first.campaign_id == "C1"
+    later = eng.decide(_ctx("acct_b", T0 + 120))  # no metadata on this one
+    assert later.campaign_id == "C1" and "link:sticky" in later.reasons
+    # the batch no longer reports C1 (a cluster that dissolved): the link goes with it
+    eng.set_verdicts(VerdictSet(campaigns={"C2": 0.99}))
+    assert eng.decide(_ctx("acct_b", T0 + 180)).action == Action.ALLOW
+
+
+def test_a_client_match_links_only_the_request() -> None:
+    v = VerdictSet(
+        campaigns={"C1": 0.97},
+        indicators={
+            ("client", "harness/1.0 | tls-x"): Indicator("client", "harness/1.0 | tls-x", "C1", 9, 0.99)
+        },
+    )
+    eng = _engine(v, link_kinds=("client",))
+    hit = eng.decide(_ctx("acct_x", T0, user_agent="harness/1.0", tls_fingerprint="tls-x"))
+    assert hit.campaign_id == "C1"
+    miss = eng.decide(_ctx("acct_x", T0 + 5, user_agent="curl/8", tls_fingerprint="tls-y"))
+    assert miss.action == Action.ALLOW
+    # by default a client is not a link (shared by strangers): the risk model weighs it
+    assert _engine(v).decide(
+        _ctx("acct_y", T0, user_agent="harness/1.0", tls_fingerprint="tls-x")
+    ).action == (Action.ALLOW)
+
+
+def test_an_analyst_allow_overrides_links_and_risk() -> None:
+    v = CAMPAIGN.with_overrides({"acct_new": "allow"})
+    eng = _engine(v, {"acct_new": Acct(payment_fingerprint="card-hydra")})
+    assert eng.decide(_ctx("acct_new", T0)).action == Action.ALLOW
+
+
+def test_confirmed_campaign_members_are_throttled_beyond_the_campaign_rate() -> None:
+    eng = _engine(CAMPAIGN)
+    decisions = [eng.decide(_ctx("acct_member", T0 + i * 0.01, i=i)) for i in range(200)]
+    assert all(Action.PROTECT in d.actions for d in decisions if d.forwards)
+    throttled = [d for d in decisions if d.action == Action.THROTTLE]
+    assert throttled and all(d.retry_after and d.retry_after > 0 for d in throttled)
+
+
+def test_signup_key_matches_the_batch_signup_edges() -> None:
+    assert _signup_key("198.51.100.23") == "198.51.100.0/24"
+    assert _signup_key("2001:db8::1") == "2001:db8::1"
+    assert _signup_key(None) is None
+
+
+# -- the indicator index is relational: a shared NAT is not a campaign's --------------------
+
+
+@pytest.fixture(scope="module")
+def prepared(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from distillshield.prepare import prepare
+
+    out = tmp_path_factory.mktemp("gw-engine") / "data"
+    shutil.copytree(small_dataset, out)
+    prepare(out)
+    return out
+
+
+def _shared_prefix(data: Path) -> tuple[str, list[str]]:
+    """A /24 prefix used by the most legitimate accounts (a campus NAT or office egress)."""
+    import duckdb
+
+    con = duckdb.connect()
+    row = con.execute(
+        f"""
+        SELECT en.ip_prefix, list(DISTINCT e.account_id ORDER BY e.account_id) AS accts
+        FROM read_parquet('{data}/exchanges/*.parquet') e
+        JOIN read_parquet('{data}/derived/enrichment/*.parquet') en USING (request_id)
+        JOIN read_parquet('{data}/labels/accounts.parquet') l USING (account_id)
+        WHERE l.campaign_id IS NULL
+        GROUP BY 1 ORDER BY count(DISTINCT e.account_id) DESC, 1 LIMIT 1
+        """
+    ).fetchone()
+    assert row is not None
+    return str(row[0]), list(row[1])
+
+
+def test_a_prefix_shared_with_legitimate_users_is_not_indexed(prepared: Path, tmp_path: Path) -> None:
+    prefix, users = _shared_prefix(prepared)
+    assert len(users) >= 10
+    members, outsiders = users[:3], users[3:]
+    det = tmp_path / "det"
+    det.mkdir()
+    pq.write_table(
+        pa.table(
+            {
+                "account_id": members,
+                "score": [0.99] * 3,
+                "flagged": [True] * 3,
+                "campaign_id": ["C1"] * 3,
+            }
+        ),
+        det / "accounts.parquet",
+    )
+    (det / "campaigns.json").write_text(json.dumps([{"id": "C1", "score": 0.99}]))
+    verdicts = build_verdicts(det, data=prepared, kinds=("prefix", "payment"))
+    assert ("prefix", prefix) not in verdicts.indicators  # 3 members among many users
+    # the same three accounts tie a value nobody else uses: a hand-made shared card
+    eng = _engine(verdicts, {outsiders[0]: Acct()})
+    ip = prefix.split("/")[0][:-1] + "9"
+    d = eng.decide(_ctx(outsiders[0], T0, ip=ip))
+    assert d.action == Action.ALLOW and d.campaign_id is None
+    assert verdicts.until == "" and VerdictSet.from_bytes(verdicts.to_bytes()) == verdicts
+
+
+def test_verdicts_remember_their_horizon() -> None:
+    v = VerdictSet(campaigns={"C1": 0.9}, until="2026-02-03T00:00:00+00:00")
+    back = VerdictSet.from_bytes(v.to_bytes())
+    assert back.until == v.until and back.version == v.version
+    assert VerdictSet(campaigns={"C1": 0.9}).version != v.version
+
+
+# -- the online risk model -------------------------------------------------------------------
+
+
+def test_binomial_tail_bound() -> None:
+    assert binomial_tail_bound(3, 10, 0.5) == 1.0  # below the mean: no evidence
+    assert binomial_tail_bound(10, 10, 0.5) == pytest.approx(0.5**10)
+    assert binomial_tail_bound(9, 10, 0.1) < binomial_tail_bound(5, 10, 0.1) < 1.0
+
+
+def _cohort_engine(accounts: dict[str, Acct], **risk: Any) -> Engine:
+    return _engine(None, accounts, risk=OnlineRisk(**risk))
+
+
+def _serve(eng: Engine, ctx: RequestContext, reasoning: int = 10) -> Any:
+    d = eng.decide(ctx)
+    eng.record(ctx, d, status=200, output_tokens=100, reasoning_tokens=reasoning, response_text=None)
+    return d
+
+
+def _population(n_old: int, n_fresh: int) -> dict[str, Acct]:
+    accts = {f"old{i}": Acct(created_at=T0 - 400 * DAY) for i in range(n_old)}
+    accts.update({f"new{i}": Acct(created_at=T0 - 2 * DAY) for i in range(n_fresh)})
+    return accts
+
+
+def test_a_fresh_cohort_on_one_client_is_protected_and_old_accounts_are_not() -> None:
+    accounts = _population(60, 25)
+    eng = _cohort_engine(accounts)
+    t = T0
+    # background: old accounts on their own clients, then fresh accounts arriving on one harness
+    for i in range(60):
+        _serve(eng, _ctx(f"old{i}", t, user_agent=f"sdk/{i}", ip=f"198.51.{i}.1"))
+        t += 10
+    late = []
+    for i in range(25):
+        late.append(_serve(eng, _ctx(f"new{i}", t, user_agent="harness/2.0", ip=f"203.0.{i}.9")))
+        t += 10
+    assert late[0].action == Action.ALLOW  # one fresh account is no cohort
+    assert Action.PROTECT in late[-1].actions and "rule:online-risk" in late[-1].reasons
+    assert any(r.startswith("cohort:client") for r in late[-1].reasons)
+    # an old account on the same client is not part of the cohort
+    old = _serve(eng, _ctx("old0", t, user_agent="harness/2.0", ip="198.51.0.1"))
+    assert old.action == Action.ALLOW
+    # members keep it on their other clients
+    again = _serve(eng, _ctx("new3", t + 5, user_agent="other/1", ip="203.0.3.9"))
+    assert Action.PROTECT in again.actions
+
+
+def test_batch_feedback_clears_a_cohort_the_batch_does_not_flag() -> None:
+    accounts = _population(60, 25)
+    eng = _cohort_engine(accounts)
+    t = T0
+    for i in range(60):
+        _serve(eng, _ctx(f"old{i}", t, user_agent=f"sdk/{i}"))
+        t += 10
+    for i in range(25):
+        _serve(eng, _ctx(f"new{i}", t, user_agent="campus-lab/1"))
+        t += 10
+    assert Action.PROTECT in _serve(eng, _ctx("new0", t, user_agent="campus-lab/1")).actions
+    # the batch scan saw them all and flagged none (a class doing its assignment)
+    iso = "2026-02-03T00:00:00+00:00"
+    eng.set_verdicts(VerdictSet(until=iso))
+    d = _serve(eng, _ctx("new0", t + 60, user_agent="campus-lab/1"))
+    assert d.action == Action.ALLOW
+    # had the batch flagged them, the cohort's risk would have grown instead
+    eng2 = _cohort_engine(accounts)
+    t = T0
+    for i in range(60):
+        _serve(eng2, _ctx(f"old{i}", t, user_agent=f"sdk/{i}"))
+        t += 10
+    for i in range(25):
+        _serve(eng2, _ctx(f"new{i}", t, user_agent="farm/1"))
+        t += 10
+    flagged = {f"new{i}": AccountVerdict("flagged", None, 0.95) for i in range(24)}
+    eng2.set_verdicts(VerdictSet(accounts=flagged, until=iso))
+    d2 = _serve(eng2, _ctx("new22", t + 60, user_agent="farm/1"))
+    assert Action.PROTECT in d2.actions and d2.risk > 0.9
+
+
+def test_repeated_reasoning_exposure_raises_the_account_risk() -> None:
+    eng = _cohort_engine({"a": Acct(created_at=T0 - 400 * DAY)})
+
+    class Cot:
+        def __init__(self) -> None:
+            self.label = "none"
+
+        def for_request(self, ctx: RequestContext) -> Any:
+            return type("S", (), {"cot_elicit": self.label, "template_id": None, "capability": None})()
+
+    cot = Cot()
+    eng.signals = cot
+    t = T0
+    for i in range(300):  # a background where exposure requests are rare
+        _serve(eng, _ctx(f"bg{i % 50}", t, i=i))
+        t += 1
+    cot.label = "expose_reasoning"
+    first = _serve(eng, _ctx("a", t))
+    assert first.action == Action.PROTECT and "rule:online-risk" not in first.reasons  # the request rule
+    for i in range(6):
+        _serve(eng, _ctx("a", t + i + 1, i=i))
+    cot.label = "none"
+    plain = _serve(eng, _ctx("a", t + 30))
+    assert Action.PROTECT in plain.actions and any(r.startswith("expose:") for r in plain.reasons)
+
+
+def test_risk_configuration_is_checked() -> None:
+    with pytest.raises(ValueError, match="cohort kind"):
+        OnlineRisk(cohort_kinds=("nope",))
+    with pytest.raises(ValueError):
+        OnlineRisk(prior_precision=1.5)
