@@ -672,6 +672,151 @@ def verify(
     console.print(json.dumps(out, indent=2))
 
 
+# ------------------------------------------------------------------------------ intel
+intel_app = typer.Typer(
+    help="Intelligence sharing: STIX 2.1 / MISP export, TAXII 2.1 exchange, retro-hunt (docs/intel.md).",
+    no_args_is_help=True,
+)
+app.add_typer(intel_app, name="intel")
+
+_KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="Community key shared with peers (keyed hashes; docs/intel.md)."),
+]
+_TaxiiUserOpt = Annotated[str | None, typer.Option("--user", help="TAXII user.")]
+_TaxiiPassOpt = Annotated[
+    str | None, typer.Option("--password-env", help="Env var holding the TAXII password.")
+]
+
+
+def _key(path: Path | None, required: bool = True) -> bytes | None:
+    from distillshield.intel import read_key
+
+    if path is None:
+        if required:
+            _fail("--key-file is required: keyed hashes need the community key shared with peers")
+        return None
+    return read_key(path)
+
+
+@intel_app.command("export")
+def intel_export(
+    det: Annotated[Path, typer.Argument(help="Detection directory written by `distillshield scan`.")],
+    out: Annotated[Path, typer.Option("--out", help="Output file (JSON).")],
+    fmt: Annotated[str, typer.Option("--format", help="stix or misp.")] = "stix",
+    data: Annotated[
+        Path | None, typer.Option(help="The prepared dataset: specific indicators, template signatures.")
+    ] = None,
+    tlp: Annotated[
+        str, typer.Option(help="TLP 2.0 level: clear, green, amber, amber+strict, red.")
+    ] = "amber",
+    share_content: Annotated[
+        bool, typer.Option(help="Include raw template text (customer data: off unless you mean it).")
+    ] = False,
+    key_file: _KeyFileOpt = None,
+) -> None:
+    """Export campaigns as a STIX 2.1 bundle or a MISP event (validated before writing)."""
+    from distillshield.intel import export_misp, export_stix
+
+    with _errors():
+        key = _key(key_file)
+        assert key is not None
+        if fmt == "stix":
+            doc = export_stix(det, data=data, tlp=tlp, share_content=share_content, community_key=key)
+        elif fmt == "misp":
+            doc = export_misp(det, data=data, tlp=tlp, share_content=share_content, community_key=key)
+        else:
+            _fail(f"--format {fmt!r}: expected stix or misp")
+            return
+        tmp = out.with_suffix(out.suffix + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(out)
+    n = len(doc.get("objects", [])) if fmt == "stix" else len(doc.get("Event", doc).get("Object", []))
+    console.print(f"wrote {out} ({fmt}, {n} objects, TLP:{tlp.upper()})")
+
+
+@intel_app.command("push")
+def intel_push(
+    bundle: Annotated[Path, typer.Argument(help="STIX bundle file to share.")],
+    taxii: Annotated[str, typer.Option("--taxii", help="TAXII 2.1 discovery or API-root URL.")],
+    collection: Annotated[str, typer.Option("--collection", help="Collection id or alias.")],
+    user: _TaxiiUserOpt = None,
+    password_env: _TaxiiPassOpt = None,
+) -> None:
+    """Validate a bundle and push it to a TAXII 2.1 collection."""
+    import os
+
+    from distillshield.intel import validate_bundle
+    from distillshield.intel.taxii import push
+
+    with _errors():
+        doc = json.loads(bundle.read_text(encoding="utf-8"))
+        errors = validate_bundle(doc)
+        if errors:
+            _fail(f"{bundle}: not a valid STIX 2.1 bundle: {errors[0]} (+{len(errors) - 1} more)")
+        report = push(
+            doc, taxii, collection, user=user, password=os.environ.get(password_env) if password_env else None
+        )
+    console.print(
+        f"pushed {report.succeeded} of {report.total} objects "
+        f"({report.failed} refused, {report.pending} pending)"
+    )
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@intel_app.command("pull")
+def intel_pull(
+    taxii: Annotated[str, typer.Option("--taxii", help="TAXII 2.1 discovery or API-root URL.")],
+    collection: Annotated[str, typer.Option("--collection", help="Collection id or alias.")],
+    dest: Annotated[Path, typer.Option("--dest", help="Directory the pulled bundles are written to.")],
+    state: Annotated[
+        Path, typer.Option("--state", help="Where the added_after high-water mark is remembered.")
+    ] = Path("taxii-state.json"),
+    user: _TaxiiUserOpt = None,
+    password_env: _TaxiiPassOpt = None,
+) -> None:
+    """Pull what peers added since the last pull (added_after paging; the mark moves only after writing)."""
+    import os
+
+    from distillshield.intel.taxii import pull
+
+    with _errors():
+        dest.mkdir(parents=True, exist_ok=True)
+        report = pull(
+            taxii,
+            collection,
+            state,
+            dest=dest,
+            user=user,
+            password=os.environ.get(password_env) if password_env else None,
+        )
+    console.print(
+        f"pulled {len(report.objects)} objects in {report.pages} page(s) -> {report.path or '(nothing new)'}"
+    )
+
+
+@intel_app.command("hunt")
+def intel_hunt(
+    bundles: Annotated[list[Path], typer.Argument(help="Peers' STIX bundles or MISP JSON events.")],
+    data_in: Annotated[Path, typer.Option("--in", help="Our prepared dataset to hunt in.")],
+    out: Annotated[Path, typer.Option("--out", help="Where sightings are written.")],
+    key_file: _KeyFileOpt = None,
+) -> None:
+    """Match peers' indicators against our traffic and accounts; report sightings."""
+    from distillshield.intel import hunt, load_indicators
+
+    with _errors():
+        key = _key(key_file, required=False)
+        imported = load_indicators(bundles, community_key=key)
+        for msg in imported.rejected:
+            err.print(f"rejected: {msg}", highlight=False, soft_wrap=True)
+        for msg in imported.skipped[:20]:
+            err.print(f"skipped: {msg}", highlight=False, soft_wrap=True)
+        result = hunt(data_in, imported.indicators, out, community_key=key)
+    console.print(json.dumps(result.summary, indent=2, default=str))
+
+
 # ------------------------------------------------------------------------------ gateway
 gateway_app = typer.Typer(
     help="The real-time enforcement gateway: an OpenAI-compatible proxy (docs/gateway.md).",
@@ -715,8 +860,12 @@ def gateway(
 
     with _errors():
         cfg = load_config(
-            config, upstream=upstream, store=store, policy=str(policy) if policy else None,
-            verdicts=str(verdicts) if verdicts else None, log_dir=str(log_dir) if log_dir else None,
+            config,
+            upstream=upstream,
+            store=store,
+            policy=str(policy) if policy else None,
+            verdicts=str(verdicts) if verdicts else None,
+            log_dir=str(log_dir) if log_dir else None,
         )
         application = create_app(cfg)
     err.print(f"distillshield gateway on http://{host}:{port} -> {cfg.upstream} (store {cfg.store})")
@@ -746,8 +895,13 @@ def gateway_keys(
     secret = "sk-ds-" + _secrets.token_urlsafe(24)
     created = _when(created_at, "--created-at")
     record = KeyRecord(
-        f"key_{_secrets.token_hex(6)}", account, org, pathway, payment_fingerprint,
-        created_at=created.timestamp() if created else None, signup_ip=signup_ip,
+        f"key_{_secrets.token_hex(6)}",
+        account,
+        org,
+        pathway,
+        payment_fingerprint,
+        created_at=created.timestamp() if created else None,
+        signup_ip=signup_ip,
     )
 
     async def put() -> None:
@@ -803,6 +957,23 @@ def gateway_publish(
         f"published verdicts {verdicts.version}: {len(verdicts.accounts)} accounts, "
         f"{len(verdicts.campaigns)} campaigns, indicators {kinds or 0} ({len(blob):,} bytes)"
     )
+
+
+@gateway_app.command("replay")
+def gateway_replay(
+    data: Annotated[Path, typer.Argument(help="Prepared dataset (with labels for the evaluation).")],
+    out: Annotated[Path, typer.Option("--out", help="Decisions, report.json and the batch state.")],
+    every: Annotated[
+        str, typer.Option(help="Batch cadence: verdicts refreshed from data before each step.")
+    ] = "6h",
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML (default: the shipped policy).")] = None,
+) -> None:
+    """The gateway's decisions over logged traffic in timestamp order: harvest leakage, legitimate cost."""
+    from distillshield.gateway.replay import replay_gateway
+
+    with _errors(), _progress("gateway replay") as progress:
+        report = replay_gateway(data, out, every=every, policy=policy, progress=progress)
+    console.print(report.table())
 
 
 @gateway_app.command("mock-upstream")
