@@ -38,8 +38,11 @@ non-200, requests still queued at the end), latency percentiles, the generator's
 CPU seconds per request of every process (from /proc), and for the gateways their own
 ``distillshield_added_latency_seconds`` histogram (scraped from /metrics before and after).
 
-``--profile FILE`` instead runs only the in-process-store gateway under cProfile (in a child
-process started by this script) at the first rate for one phase, and writes the top functions.
+``--profile FILE`` instead runs only the in-process-store gateway under cProfile (CPU time of
+its event-loop thread, in a child process started by this script, enabled after priming) at
+the first rate for one phase, and writes its own time by area and the top functions.
+``--client-scaling`` only measures the upstream client's CPU per request (httpx as the gateway
+configures it, and aiohttp) at 4, 64, 256 and 512 requests in flight.
 """
 
 from __future__ import annotations
@@ -1264,6 +1267,57 @@ def profile_by_area(path: str) -> str:
     return "\n".join(lines)
 
 
+def client_scaling(concurrency: list[int], n: int = 2048) -> dict[str, Any]:
+    """CPU per request of the upstream client alone (httpx as the gateway configures it, and
+    aiohttp) against the mock upstream, closed loop at each concurrency: the gateway's pool
+    holds about as many connections as it has requests in flight."""
+    import aiohttp
+    import httpx
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "distillshield.cli", "gateway", "mock-upstream", "--port", str(port)]
+    mock = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": _prompt(random.Random(1))}]}
+    url = f"http://127.0.0.1:{port}/v1"
+
+    async def measure(kind: str, c: int) -> float:
+        if kind == "httpx":
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)  # the gateway's
+            client: Any = httpx.AsyncClient(base_url=url, limits=limits, timeout=60)
+
+            async def one() -> None:
+                (await client.post("/chat/completions", json=body)).json()
+        else:
+            client = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
+
+            async def one() -> None:
+                async with client.post(url + "/chat/completions", json=body) as r:
+                    await r.json()
+
+        async def worker(k: int) -> None:
+            for _ in range(k):
+                await one()
+
+        try:
+            await asyncio.gather(*(worker(2) for _ in range(c)))  # open the connections
+            t0 = time.process_time()
+            await asyncio.gather(*(worker(max(1, n // c)) for _ in range(c)))
+            return (time.process_time() - t0) * 1e3 / (max(1, n // c) * c)
+        finally:
+            await (client.aclose() if kind == "httpx" else client.close())
+
+    out: dict[str, Any] = {}
+    try:
+        wait_http(Proc("upstream", mock, port, Path(os.devnull)), "/health", 60)
+        for c in concurrency:
+            out[str(c)] = {kind: asyncio.run(measure(kind, c)) for kind in ("httpx", "aiohttp")}
+            print(f"concurrency {c}: client CPU ms/request {json.dumps(out[str(c)])}", flush=True)
+    finally:
+        os.killpg(mock.pid, signal.SIGTERM)
+        mock.wait(timeout=20)
+    return out
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_serve-gateway":
         _serve_gateway(sys.argv[2:])
@@ -1286,6 +1340,11 @@ def main() -> None:
     ap.add_argument(
         "--profile", type=Path, default=None, help="profile the memory gateway instead (cProfile)"
     )
+    ap.add_argument(
+        "--client-scaling",
+        action="store_true",
+        help="only measure the upstream client's CPU per request (httpx vs aiohttp) at 4..512 in flight",
+    )
     args = ap.parse_args()
     try:
         import uvloop
@@ -1293,6 +1352,12 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
+    if args.client_scaling:
+        res = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+        res["client_cpu_ms_per_request"] = client_scaling([4, 64, 256, 512])
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(res, indent=1), encoding="utf-8")
+        return
     rates = [float(r) for r in args.rates.split(",")]
     configs = [c for c in args.configs.split(",") if c]
     unknown = set(configs) - set(CONFIGS) - set(FLOORS)
