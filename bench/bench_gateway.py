@@ -42,7 +42,8 @@ CPU seconds per request of every process (from /proc), and for the gateways thei
 its event-loop thread, in a child process started by this script, enabled after priming) at
 the first rate for one phase, and writes its own time by area and the top functions.
 ``--client-scaling`` only measures the upstream client's CPU per request (httpx as the gateway
-configures it, and aiohttp) at 4, 64, 256 and 512 requests in flight.
+configures it, and aiohttp) at 4, 64, 256 and 512 requests in flight; ``--micro`` only times the
+gateway's own steps (IP facts, signals, decide, record, protect, mark, log, metrics) in process.
 """
 
 from __future__ import annotations
@@ -517,6 +518,7 @@ class Generator:
             await asyncio.wait_for(self.done_event.wait(), self.timeout_s + 5)
         reaper.cancel()
         for c in list(self.conns):
+            c.req = -1  # still in flight at the deadline: "unfinished", not a lost connection
             if c.transport is not None:
                 c.transport.close()
         self.idle.clear()
@@ -1122,7 +1124,10 @@ def table(agg: dict[str, Any], configs: list[str], rates: list[float]) -> str:
         for lite in ("litellm-guardrail", "litellm"):
             r = agg.get(f"{lite}@{rate:g}")
             if r and "ratio_vs" in r:
-                parts = ", ".join(f"{k} {fmt(v, 1)}x" for k, v in r["ratio_vs"].items())
+                parts = ", ".join(
+                    f"{k} " + ("n/a (saturated)" if math.isnan(v) else f"{v:.1f}x")
+                    for k, v in r["ratio_vs"].items()
+                )
                 ratio_lines.append(f"- {rate:g} req/s, {lite}: {parts}")
     return "\n".join(lines) + "\n\n" + "\n".join(ratio_lines)
 
@@ -1267,6 +1272,143 @@ def profile_by_area(path: str) -> str:
     return "\n".join(lines)
 
 
+def micro(work: Path) -> dict[str, float]:
+    """Microseconds per call of the gateway's own steps, in process, on the bench workload."""
+    import copy
+
+    from distillshield.gateway import RequestContext, protect
+    from distillshield.gateway._log import ExchangeLog, ParquetSink
+    from distillshield.gateway._metrics import GatewayMetrics
+    from distillshield.gateway.engine import _IpCache
+    from distillshield.gateway.mark import mark_text
+    from distillshield.gateway.mock_upstream import make_mock_upstream
+
+    fx = write_fixtures(work, "http://127.0.0.1:9/v1", "redis://127.0.0.1:9/0")
+    engine = litellm_engine(str(fx["policy"]), str(fx["det"]), str(fx["keys"]))
+    corpus = Corpus.build()
+    ctxs = []
+    for k, raw in enumerate(corpus.requests[:2000]):
+        head, body = raw.split(b"\r\n\r\n", 1)
+        h = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
+        b = json.loads(body)
+        msgs = b["messages"]
+        i = int(h["authorization"].split()[1].split("-")[2])
+        ctxs.append(
+            RequestContext(
+                request_id=f"r{k}",
+                ts=time.time(),
+                account_id=account(i),
+                api_key_id="k",
+                model=b["model"],
+                endpoint="/v1/chat/completions",
+                ip=h["x-forwarded-for"],
+                user_agent=h["user-agent"],
+                tls_fingerprint=h["x-ja4"],
+                n_messages=len(msgs),
+                system_prompt=msgs[0]["content"] if len(msgs) > 1 else None,
+                prompt=msgs[-1]["content"],
+                max_tokens=512,
+                temperature=0.7,
+            )
+        )
+
+    def per_call(fn: Any, n: int) -> float:
+        t0 = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        return (time.perf_counter() - t0) / n * 1e6
+
+    out: dict[str, float] = {}
+    cold = _IpCache()
+    out["ip facts, first sight of an address"] = per_call(lambda i: cold.get(ctxs[i].ip), 300)
+    out["ip facts, cached"] = per_call(lambda i: cold.get(ctxs[0].ip), 20000)
+    for c in ctxs:
+        engine._ips.get(c.ip)
+    sig = engine.signals
+    out["request signals (ScalarSignals.compute)"] = per_call(
+        lambda i: sig.compute(ctxs[i].prompt, ctxs[i].system_prompt, (), ctxs[i].n_messages), 2000
+    )
+    out["Engine.decide (IP cached)"] = per_call(lambda i: engine.decide(ctxs[i]), 2000)
+    d = engine.decide(ctxs[0])
+    out["Engine.record (online learning)"] = per_call(
+        lambda i: engine.record(
+            ctxs[i], d, status=200, output_tokens=150, reasoning_tokens=90, response_text="x" * 300
+        ),
+        2000,
+    )
+    import httpx
+
+    async def answer() -> dict[str, Any]:
+        transport = httpx.ASGITransport(app=make_mock_upstream())
+        async with httpx.AsyncClient(transport=transport, base_url="http://mock/v1") as cl:
+            r = await cl.post(
+                "/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": "q"}]}
+            )
+            data: dict[str, Any] = r.json()
+            return data
+
+    data = asyncio.run(answer())
+    text = data["choices"][0]["message"]["content"]
+    out["protect_chat_completion (summary)"] = per_call(
+        lambda i: protect.protect_chat_completion(copy.deepcopy(data), "summary"), 500
+    )
+    out["mark_text"] = per_call(lambda i: mark_text(text, MARK_KEY.encode(), "C-7"), 500)
+    log = ExchangeLog(work / "micro-wal", ParquetSink(work / "micro-log"), fsync="none")
+    log.start()
+    rec = {
+        "request_id": "r",
+        "ts": time.time(),
+        "account_id": "acct-00001",
+        "org_id": None,
+        "api_key_id": "k",
+        "model": MODEL,
+        "endpoint": "/v1/chat/completions",
+        "ip": "192.0.2.1",
+        "user_agent": _UAS[0],
+        "tls_fingerprint": _JA4[0],
+        "metadata": None,
+        "conversation_id": None,
+        "n_messages": 2,
+        "system_prompt": _SYSTEMS[2],
+        "prompt": ctxs[0].prompt,
+        "tools": None,
+        "response": text,
+        "input_tokens": 100,
+        "output_tokens": 150,
+        "reasoning_tokens": 90,
+        "max_tokens": 512,
+        "temperature": 0.7,
+        "stream": False,
+        "status": 200,
+        "action": "allow",
+        "reasons": [],
+        "campaign_id": None,
+        "risk": 0.1,
+        "protected": False,
+        "marked": False,
+    }
+
+    async def appends(n: int) -> float:
+        t0 = time.perf_counter()
+        for i in range(n):
+            await log.append({**rec, "request_id": f"r{i}"})
+        return (time.perf_counter() - t0) / n * 1e6
+
+    out["exchange log append (fsync none)"] = asyncio.run(appends(3000))
+    log.close()
+    m = GatewayMetrics("open")
+
+    def metrics(i: int) -> None:
+        m.decisions.labels("allow").inc()
+        m.requests.labels("chat", "200").inc()
+        m.added_latency.labels("chat").observe(0.001)
+
+    out["3 metric updates"] = per_call(metrics, 20000)
+    for k, v in out.items():
+        print(f"{k}: {v:.1f} µs", flush=True)
+    return out
+
+
 def client_scaling(concurrency: list[int], n: int = 2048) -> dict[str, Any]:
     """CPU per request of the upstream client alone (httpx as the gateway configures it, and
     aiohttp) against the mock upstream, closed loop at each concurrency: the gateway's pool
@@ -1345,6 +1487,7 @@ def main() -> None:
         action="store_true",
         help="only measure the upstream client's CPU per request (httpx vs aiohttp) at 4..512 in flight",
     )
+    ap.add_argument("--micro", action="store_true", help="only time the gateway's own steps in process")
     args = ap.parse_args()
     try:
         import uvloop
@@ -1352,6 +1495,13 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
+    if args.micro:
+        work = args.workdir or Path(f"/tmp/distillshield-bench-gateway-{os.getpid()}")
+        res = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
+        res["microseconds_per_call"] = micro(work)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(res, indent=1), encoding="utf-8")
+        return
     if args.client_scaling:
         res = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
         res["client_cpu_ms_per_request"] = client_scaling([4, 64, 256, 512])
