@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -238,6 +240,55 @@ def test_sightings_reach_provider_a(trip: RoundTrip) -> None:
     assert {o["id"] for o in trip.sightings["objects"] if o["type"] == "sighting"} <= got
     # A's second pull brought only what B added after A's first pull
     assert not got & shared
+
+
+def test_intel_evidence_feeds_b_scan(trip: RoundTrip, tmp_path: Path) -> None:
+    """``distillshield scan --intel``: what the peer shared raises B's scores and flags.
+
+    B scans its first day of traffic (when its own evidence is thinnest) with and without the
+    hunt's evidence. The hunt ran over all of B's stored traffic, as a provider would after
+    pulling a new bundle; an account without traffic in the window is not scored either way.
+    """
+    from typer.testing import CliRunner
+
+    from distillshield.cli import app
+
+    labels = _labels(trip.b_data)
+    ex = pq.read_table(trip.b_data / "exchanges", columns=["ts"]).column("ts")
+    until = (pc.min(ex).as_py() + timedelta(hours=24)).isoformat()
+    runner = CliRunner()
+    dets = {}
+    for name, extra in (("own", []), ("intel", ["--intel", str(trip.hunt_dir)])):
+        out = tmp_path / name
+        res = runner.invoke(app, ["scan", str(trip.b_data), "--out", str(out), "--until", until, *extra])
+        assert res.exit_code == 0, res.output
+        dets[name] = {r["account_id"]: r for r in pq.read_table(out / "accounts.parquet").to_pylist()}
+    assert "flagged only because of it" in res.output
+    own, intel = dets["own"], dets["intel"]
+    assert set(own) == set(intel)
+    evidence = {
+        r["account_id"]: r for r in pq.read_table(trip.hunt_dir / "intel_evidence.parquet").to_pylist()
+    }
+    reported = set(evidence) & set(own)
+    assert reported, "no account the peer reported has traffic in B's first day"
+    for a in own:
+        if a in reported:
+            c = evidence[a]["intel_confidence"]
+            want = 1 - (1 - own[a]["score"]) * (1 - c)
+            assert intel[a]["score"] == pytest.approx(want, abs=1e-9)
+            assert intel[a]["intel_confidence"] == pytest.approx(c)
+            assert intel[a]["top_reasons"][0].startswith("intel:indicators=")
+        else:
+            assert intel[a]["score"] == pytest.approx(own[a]["score"], rel=1e-9)  # engine sums: ulps
+            assert intel[a]["intel_confidence"] is None
+    flagged_own = {a for a, r in own.items() if r["flagged"]}
+    flagged_intel = {a for a, r in intel.items() if r["flagged"]}
+    assert flagged_own <= flagged_intel
+    gained = flagged_intel - flagged_own
+    assert gained, "the peer's evidence flagged nothing B's own scan missed on its first day"
+    assert all(labels[a] is not None for a in gained), "intel flagged a legitimate account"
+    campaigns = json.loads((tmp_path / "intel" / "campaigns.json").read_text())
+    assert any(c["peer_intel"] and c["peer_intel"]["accounts_reported"] for c in campaigns)
 
 
 def test_report(trip: RoundTrip, capsys: pytest.CaptureFixture[str]) -> None:

@@ -362,6 +362,17 @@ def scan(
             "to the state; campaign ids stay stable across runs (docs/incremental.md)."
         ),
     ] = None,
+    intel: Annotated[
+        Path | None,
+        typer.Option(
+            help="Peers' evidence: the --out directory of `distillshield intel hunt`; raises the "
+            "scores of accounts peers reported (noisy-OR, docs/intel.md)."
+        ),
+    ] = None,
+    intel_weight: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Trust in peers' confidence: 1 as stated, 0 ignores it."),
+    ] = 1.0,
 ) -> None:
     """Detect distillation campaigns: DET/accounts.parquet, campaigns.json and report.html."""
     from distillshield.detect import load_model
@@ -374,7 +385,16 @@ def scan(
     with _errors(), err.status(f"scanning {data}"), _engine(backend, backend_config, memory_limit) as engine:
         if state is not None:
             result = scan_increment(
-                data, state, out, since=lo, until=hi, backend=engine, model=load_model(model), report=report
+                data,
+                state,
+                out,
+                since=lo,
+                until=hi,
+                backend=engine,
+                model=load_model(model),
+                report=report,
+                intel=intel,
+                intel_weight=intel_weight,
             )
         else:
             result = run(
@@ -386,10 +406,17 @@ def scan(
                 model=load_model(model),
                 report=report,
                 daily=daily,
+                intel=intel,
+                intel_weight=intel_weight,
             )
     console.print(_steps_table(result, f"scan {data}"))
     console.print(_campaigns_table(result.campaigns, f"{len(result.campaigns)} campaigns"))
     s = result.summary
+    if intel is not None:
+        console.print(
+            f"peers' intelligence: {s['intel_accounts']:,} account(s) reported, "
+            f"{s['intel_flagged_by_intel']:,} flagged only because of it"
+        )
     console.print(f"{s['accounts_flagged']:,} of {s['accounts_scanned']:,} accounts flagged; wrote {out}")
 
 

@@ -198,6 +198,8 @@ def scan_increment(
     seed: int = 0,
     report: bool = True,
     window_hours: float = 24.0,
+    intel: str | Path | None = None,
+    intel_weight: float = 1.0,
 ) -> ScanResult:
     """Add ``[state's until, until)`` to the state in ``state_dir``, then scan everything so far.
 
@@ -205,9 +207,14 @@ def scan_increment(
     double-count exchanges, so it is refused). The first run of a state covers everything
     before ``until``. ``until=None`` takes the dataset's last exchange (plus one
     microsecond); exchanges stamped before a state's ``until`` that arrive later are not
-    picked up — run once a day's partition is complete.
+    picked up — run once a day's partition is complete. ``intel``: as for
+    :func:`~distillshield.detect.scan.scan` (peers' evidence is not part of the state: pass
+    the latest hunt on every run).
     """
     from distillshield.detect.output import run_record, write_detections, write_parquet
+    from distillshield.detect.peers import read_intel_evidence
+
+    evidence = read_intel_evidence(intel) if intel is not None else None
     from distillshield.prepare import prepare
 
     root = Path(state_dir)
@@ -256,7 +263,15 @@ def scan_increment(
     registered = _register_state(b, root)
     steps.append(StepStat("register", 0, time.perf_counter() - t0))
     result = scan_tables(
-        data_dir, until=until, backend=b, model=model, seed=seed, registered=history, stats=registered
+        data_dir,
+        until=until,
+        backend=b,
+        model=model,
+        seed=seed,
+        registered=history,
+        stats=registered,
+        intel=evidence,
+        intel_weight=intel_weight,
     )
     result.steps[:0] = steps
     until_iso = until.isoformat()

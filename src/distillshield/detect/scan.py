@@ -305,8 +305,14 @@ def scan_tables(
     dossiers: bool = True,
     registered: dict[str, str | None] | None = None,
     stats: StatsNames | None = None,
+    intel: pa.Table | None = None,
+    intel_weight: float = 1.0,
 ) -> ScanResult:
     """Run every step of the scan on ``data_dir`` (prepared) and return the results.
+
+    ``intel``: peers' evidence from ``distillshield intel hunt``
+    (:func:`~distillshield.detect.peers.read_intel_evidence`), folded into the scores before
+    flagging and clustering (:func:`~distillshield.detect.peers.apply_intel`).
 
     ``dossiers=False`` clusters flagged accounts but skips the campaign evidence queries
     (what a replay needs at every step but the last). ``stats``: statistics tables already
@@ -330,8 +336,26 @@ def scan_tables(
     prob = m.predict_proba(x) if table.num_rows else np.zeros(0)
     contrib = m.contributions(x) if table.num_rows else np.zeros((0, len(FEATURES)))
     novelty = novelty_scores(x, seed=seed)
-    flagged = prob >= m.threshold
     reasons = top_reasons(table, contrib, FEATURES, novelty=novelty)
+    intel_conf = np.full(table.num_rows, np.nan)
+    intel_summary: dict[str, Any] = {}
+    if intel is not None:
+        from distillshield.detect.peers import apply_intel
+
+        ids = table.column("account_id").to_pylist()
+        combined = apply_intel(ids, prob, intel, weight=intel_weight)
+        raised = int(np.sum((prob < m.threshold) & (combined.score >= m.threshold)))
+        prob, intel_conf = combined.score, combined.confidence
+        for i, r in enumerate(combined.reasons):
+            if r is not None:
+                reasons[i] = [r, *reasons[i]]
+        intel_summary = {
+            "intel_accounts": combined.matched,
+            "intel_accounts_without_traffic": combined.unknown,
+            "intel_flagged_by_intel": raised,
+            "intel_weight": intel_weight,
+        }
+    flagged = prob >= m.threshold
     steps.append(StepStat("score", table.num_rows, time.perf_counter() - t0))
 
     t0 = time.perf_counter()
@@ -342,11 +366,16 @@ def scan_tables(
             "flagged": pa.array(flagged, pa.bool_()),
             "novelty": pa.array(novelty, pa.float64()),
             "top_reasons": pa.array(reasons, pa.list_(pa.string())),
+            "intel_confidence": pa.array(intel_conf, pa.float64(), from_pandas=True),
         }
     )
     accounts, campaigns = build_campaigns(
         b, names, accounts, edges, dossiers=dossiers, seed=seed, stats=stats
     )
+    if intel is not None:
+        from distillshield.detect.peers import campaign_intel
+
+        campaign_intel(campaigns, intel)
     steps.append(StepStat("campaigns", len(campaigns), time.perf_counter() - t0))
     chunks = quote_name((stats or StatsNames()).chunks)
     span = b.query(
@@ -365,6 +394,7 @@ def scan_tables(
         "until": until.isoformat() if until else None,
         "backend": b.dialect,
         "model": m.provenance.get("name", "account-lr"),
+        **intel_summary,
     }
     return ScanResult(
         accounts=accounts, campaigns=campaigns, edges=edges, table=table, steps=steps, summary=summary
@@ -382,6 +412,8 @@ def scan(
     seed: int = 0,
     report: bool = True,
     daily: bool = False,
+    intel: str | Path | None = None,
+    intel_weight: float = 1.0,
 ) -> ScanResult:
     """Prepare what is missing, scan, and write the detection directory ``out``.
 
@@ -391,14 +423,28 @@ def scan(
 
     Preparation (signals, enrichment, templates) runs only for steps whose output is absent,
     so a dataset prepared once is scanned many times at the cost of the scan alone.
+    ``intel``: a ``distillshield intel hunt`` output directory (or its
+    ``intel_evidence.parquet``) whose evidence raises the scores of the accounts peers reported
+    (:mod:`distillshield.detect.peers`).
     """
     from distillshield.detect.output import run_record, write_detections, write_parquet
+    from distillshield.detect.peers import read_intel_evidence
     from distillshield.prepare import prepare
 
+    evidence = read_intel_evidence(intel) if intel is not None else None  # fail before the work
     t0 = time.perf_counter()
     prepared = prepare(data_dir, backend=backend)
     prep = StepStat("prepare", sum(r.rows for r in prepared), time.perf_counter() - t0)
-    result = scan_tables(data_dir, since=since, until=until, backend=backend, model=model, seed=seed)
+    result = scan_tables(
+        data_dir,
+        since=since,
+        until=until,
+        backend=backend,
+        model=model,
+        seed=seed,
+        intel=evidence,
+        intel_weight=intel_weight,
+    )
     result.steps.insert(0, prep)
     t0 = time.perf_counter()
     run = run_record(data_dir, result.summary, result.steps)

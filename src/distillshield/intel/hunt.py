@@ -29,7 +29,7 @@ Outputs (written together, atomically, into ``out_dir``):
 * ``sightings.parquet`` — one row per (reported account, indicator): peer campaign, source, kind, value,
   the peer's indicator id, confidence, MinHash similarity, matched exchanges, first/last seen;
 * ``intel_evidence.parquet`` — one row per reported account: the evidence the scorer can use
-  (documented in docs/intel.md; ``distillshield scan`` does not read it yet);
+  (:data:`~distillshield.schema.INTEL_EVIDENCE`; ``distillshield scan --intel`` reads it);
 * ``sightings.json`` — summary, per peer campaign, per indicator, per account.
 """
 
@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 from distillshield.intel._common import MINHASH_SCHEME, IntelError, stix_id, stix_ts, tlp_level
 from distillshield.intel._keyed import check_key, keyed_hash, meta_pairs
 from distillshield.intel.imports import IndicatorSet, IntelIndicator, _asn
+from distillshield.schema import INTEL_EVIDENCE
 
 __all__ = ["EVIDENCE_SCHEMA", "SIGHTINGS_SCHEMA", "HuntResult", "hunt", "sightings_bundle"]
 
@@ -74,21 +75,9 @@ SIGHTINGS_SCHEMA = pa.schema(
     ]
 )
 
-#: ``intel_evidence.parquet``: what the peers' intelligence says about each matched account.
-EVIDENCE_SCHEMA = pa.schema(
-    [
-        pa.field("account_id", pa.string(), nullable=False),
-        pa.field("intel_indicators", pa.int64(), nullable=False),
-        pa.field("intel_exact_indicators", pa.int64(), nullable=False),
-        pa.field("intel_kinds", pa.list_(pa.string())),
-        pa.field("intel_campaigns", pa.list_(pa.string())),
-        pa.field("intel_sources", pa.list_(pa.string())),
-        pa.field("intel_exchanges", pa.int64(), nullable=False),
-        pa.field("intel_confidence", pa.float64(), nullable=False),
-        pa.field("first_seen", _TS),
-        pa.field("last_seen", _TS),
-    ]
-)
+#: ``intel_evidence.parquet``: what the peers' intelligence says about each matched account
+#: (the contract ``distillshield scan --intel`` reads).
+EVIDENCE_SCHEMA = INTEL_EVIDENCE.schema
 
 #: Confidence assumed for an indicator that states none (0-100).
 DEFAULT_CONFIDENCE = 50

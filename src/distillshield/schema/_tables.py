@@ -140,6 +140,28 @@ DETECTION_ACCOUNTS = TableSpec(
             _f("top_reasons", pa.list_(pa.string())),
             _f("novelty", pa.float64()),
             _f("campaign_share", pa.float64()),
+            _f("intel_confidence", pa.float64()),
+        ]
+    ),
+    key="account_id",
+)
+
+#: What ``distillshield intel hunt`` writes to ``HUNT/intel_evidence.parquet`` and ``distillshield
+#: scan --intel HUNT`` reads: peers' intelligence about one of our accounts (docs/intel.md).
+INTEL_EVIDENCE = TableSpec(
+    "intel_evidence",
+    pa.schema(
+        [
+            _f("account_id", pa.string(), False),
+            _f("intel_indicators", pa.int64(), False),
+            _f("intel_exact_indicators", pa.int64(), False),
+            _f("intel_kinds", pa.list_(pa.string())),
+            _f("intel_campaigns", pa.list_(pa.string())),
+            _f("intel_sources", pa.list_(pa.string())),
+            _f("intel_exchanges", pa.int64(), False),
+            _f("intel_confidence", pa.float64(), False),
+            _f("first_seen", TS),
+            _f("last_seen", TS),
         ]
     ),
     key="account_id",
