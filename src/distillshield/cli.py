@@ -657,6 +657,18 @@ def verify(
         typer.Option(help="Instead: replay DATA's sign-ups and measure the policy against its labels."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="With --evaluate: the report as JSON.")] = False,
+    peers: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--peers",
+            help="Peers' STIX bundle or MISP JSON (repeatable): addresses, prefixes, clients and "
+            "keyed payment hashes they reported (docs/verify.md).",
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--key-file", help="Community key: lets --peers' keyed payment hashes match."),
+    ] = None,
 ) -> None:
     """Verification risk of a sign-up or upgrade: risk, reasons, and the step to require."""
     from distillshield.access import (
@@ -671,9 +683,18 @@ def verify(
     with _errors():
         pol = load_verify_policy(policy) if policy else None
         known = build_verdicts(verdicts) if verdicts else None
+        peer_key = _key(key_file, required=False)
         if evaluate is not None:
-            report = evaluate_signups(evaluate, policy=pol, verdicts=known)
-            console.print(json.dumps(report.to_dict(), indent=2) if as_json else report.render())
+            # a replay spans the data's period: indicators are not aged out by today's date
+            peer_index = _peer_index(peers, peer_key, as_of=None) if peers else None
+            report = evaluate_signups(
+                evaluate, policy=pol, verdicts=known, peers=peer_index, peer_key=peer_key
+            )
+            console.print(
+                json.dumps(report.to_dict(), indent=2) if as_json else report.render(),
+                markup=False,
+                highlight=False,
+            )
             return
         if request is None:
             _fail("give a REQUEST.json (or -) or --evaluate DATA")
@@ -687,7 +708,9 @@ def verify(
             _fail(f"{request}: {exc}" + (f" (field {field!r})" if field else ""))
             return
         old = VelocityState.from_dict(json.loads(state.read_text())) if state and state.is_file() else None
-        verifier = Verifier(pol, verdicts=known, state=old)
+        as_of = datetime.fromtimestamp(req.ts, UTC)
+        peer_index = _peer_index(peers, peer_key, as_of=as_of) if peers else None
+        verifier = Verifier(pol, verdicts=known, state=old, peers=peer_index, peer_key=peer_key)
         result = verifier.assess(req)
         if not dry_run:
             verifier.learn_one(req, result)
@@ -696,7 +719,7 @@ def verify(
                 tmp.write_text(json.dumps(verifier.state.to_dict()))
                 tmp.replace(state)
     out = {"risk": result.risk, "step": result.step, "reasons": list(result.reasons)}
-    console.print(json.dumps(out, indent=2))
+    console.print(json.dumps(out, indent=2), markup=False, highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------------------ intel
@@ -714,6 +737,22 @@ _TaxiiUserOpt = Annotated[str | None, typer.Option("--user", help="TAXII user.")
 _TaxiiPassOpt = Annotated[
     str | None, typer.Option("--password-env", help="Env var holding the TAXII password.")
 ]
+
+
+def _peer_index(sources: list[Path], key: bytes | None, *, as_of: datetime | None) -> Any:
+    """Peers' bundles as the verifier's indicator index; rejected sources are errors.
+
+    ``as_of``: indicators that expired before it are left out (the request's time).
+    """
+    from distillshield.intel import load_indicators
+    from distillshield.intel.peers import PeerIndex
+
+    imported = load_indicators(sources, community_key=key)
+    if imported.rejected:
+        _fail("--peers: " + "; ".join(imported.rejected))
+    for msg in imported.skipped[:20]:
+        err.print(f"skipped: {msg}", highlight=False, soft_wrap=True)
+    return PeerIndex(imported.indicators, as_of=as_of)
 
 
 def _key(path: Path | None, required: bool = True) -> bytes | None:
@@ -841,7 +880,9 @@ def intel_hunt(
         for msg in imported.skipped[:20]:
             err.print(f"skipped: {msg}", highlight=False, soft_wrap=True)
         result = hunt(data_in, imported.indicators, out, community_key=key)
-    console.print(json.dumps(result.summary, indent=2, default=str))
+    console.print(
+        json.dumps(result.summary, indent=2, default=str), markup=False, highlight=False, soft_wrap=True
+    )
 
 
 # ------------------------------------------------------------------------------ gateway
@@ -942,7 +983,11 @@ def gateway_keys(
         if store in (None, "memory://"):
             _fail("--store redis://... is needed: an in-memory store ends with this command")
         asyncio.run(put())
-    console.print(json.dumps({"key": secret, "key_id": record.key_id, "account_id": account}))
+    console.print(
+        json.dumps({"key": secret, "key_id": record.key_id, "account_id": account}),
+        markup=False,
+        highlight=False,
+    )
 
 
 @gateway_app.command("publish")

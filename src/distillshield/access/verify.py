@@ -41,7 +41,8 @@ Evidence (names as in the policy's ``evidence`` section)
       known to batch detection (:meth:`VerdictSet.link
       <distillshield.gateway.verdicts.VerdictSet.link>`);
     * ``peer_indicator`` — a peer (another lab, a cloud provider) reported the value
-      (:class:`PeerIndicators`: keyed payment hash, prefix, client, e-mail domain);
+      (:class:`PeerIndicators`: keyed payment hash, address, prefix, client, e-mail domain;
+      :class:`distillshield.intel.peers.PeerIndex` answers from imported bundles);
     * ``account_verdict`` — for a request naming an existing account (an upgrade), its batch
       verdict (campaign, block, flagged, suspect, or ``allow`` — an analyst cleared it).
 
@@ -168,7 +169,7 @@ PROOFS: tuple[str, ...] = (
 REQUEST_KINDS: tuple[str, ...] = ("signup", "upgrade")
 
 #: Kinds a :class:`PeerIndicators` source is asked about.
-PEER_KINDS: tuple[str, ...] = ("payment_hash", "prefix", "client", "email_domain")
+PEER_KINDS: tuple[str, ...] = ("payment_hash", "ip", "prefix", "client", "email_domain")
 
 #: Keys the velocity state counts sign-ups on.
 VELOCITY_KINDS: tuple[str, ...] = ("prefix", "payment", "client", "domain")
@@ -467,6 +468,21 @@ class _Campaign(_Strict):
         return v
 
 
+class _Peer(_Strict):
+    """Peers' reports, one likelihood ratio per kind asked (:data:`PEER_KINDS`)."""
+
+    lr: dict[Literal["payment_hash", "ip", "prefix", "client", "email_domain"], float]
+    min_step: Step | None = None
+    why: str = ""
+
+    @field_validator("lr")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(x <= 0 for x in v.values()):
+            raise ValueError("likelihood ratios must be > 0")
+        return v
+
+
 class _Verdict(_Strict):
     lr: dict[Literal["campaign", "block", "flagged", "suspect", "allow"], float]
     min_step: dict[Literal["campaign", "block", "flagged", "suspect", "allow"], Step] = {}
@@ -495,7 +511,7 @@ class _EvidenceSet(_Strict):
     velocity_client: _Velocity
     velocity_domain: _Velocity
     campaign_link: _Campaign
-    peer_indicator: _Evidence
+    peer_indicator: _Peer
     account_verdict: _Verdict
 
 
@@ -1072,9 +1088,10 @@ class Verifier:
             fire("campaign_link", f"{cid} by {kind}", lr, ev.campaign_link.min_step)
 
         # peers
-        peer_hits: list[str] = []
+        peer_hits: list[tuple[float, str, str]] = []
         if self.peers is not None:
             asks: list[tuple[str, str | None]] = [
+                ("ip", req.ip),
                 ("prefix", prefix),
                 ("client", req.client_fingerprint),
                 ("email_domain", req.email_domain if eclass not in ("free-mail", None) else None),
@@ -1082,12 +1099,15 @@ class Verifier:
             if self.peer_key is not None and req.payment_fingerprint is not None:
                 asks.insert(0, ("payment_hash", payment_hash(req.payment_fingerprint, self.peer_key)))
             for kind, value in asks:
-                if value is not None:
+                lr_p = ev.peer_indicator.lr.get(kind)  # type: ignore[call-overload]
+                if value is not None and lr_p is not None:
                     label = self.peers.match(kind, value)
                     if label is not None:
-                        peer_hits.append(f"{label} by {kind}")
+                        peer_hits.append((lr_p, kind, label))
         if peer_hits:
-            fire("peer_indicator", peer_hits[0], ev.peer_indicator.lr, ev.peer_indicator.min_step)
+            # the strongest report only: several hits are usually one peer campaign seen twice
+            lr, kind, label = max(peer_hits)
+            fire("peer_indicator", f"{label} by {kind}", lr, ev.peer_indicator.min_step)
 
         # the account's own verdict (upgrades)
         verdict = None
@@ -1128,7 +1148,7 @@ class Verifier:
             "institution_country": inst_country,
             "velocity": velocity,
             "campaign_links": [f"{cid} by {kind}" for _, kind, cid in sorted(links, reverse=True)],
-            "peer_matches": peer_hits,
+            "peer_matches": [f"{label} by {kind}" for _, kind, label in sorted(peer_hits, reverse=True)],
             "account_verdict": verdict,
             "fired": {name: lr for name, _, lr, _ in fired},
             "logit": round(logit, 6),
