@@ -383,32 +383,19 @@ def scan(
     if state is not None and daily:
         raise typer.BadParameter("--daily is not available with --state", param_hint="--daily")
     with _errors(), err.status(f"scanning {data}"), _engine(backend, backend_config, memory_limit) as engine:
+        common: dict[str, Any] = {
+            "since": lo,
+            "until": hi,
+            "backend": engine,
+            "model": load_model(model),
+            "report": report,
+            "intel": intel,
+            "intel_weight": intel_weight,
+        }
         if state is not None:
-            result = scan_increment(
-                data,
-                state,
-                out,
-                since=lo,
-                until=hi,
-                backend=engine,
-                model=load_model(model),
-                report=report,
-                intel=intel,
-                intel_weight=intel_weight,
-            )
+            result = scan_increment(data, state, out, **common)
         else:
-            result = run(
-                data,
-                out,
-                since=lo,
-                until=hi,
-                backend=engine,
-                model=load_model(model),
-                report=report,
-                daily=daily,
-                intel=intel,
-                intel_weight=intel_weight,
-            )
+            result = run(data, out, daily=daily, **common)
     console.print(_steps_table(result, f"scan {data}"))
     console.print(_campaigns_table(result.campaigns, f"{len(result.campaigns)} campaigns"))
     s = result.summary

@@ -455,9 +455,10 @@ class _Velocity(_Evidence):
     burst_ratio: float = Field(default=1.0, ge=1)
 
 
-class _Campaign(_Strict):
-    lr: dict[Literal["payment", "client", "prefix"], float]
-    min_step: Step | None = None
+class _PerKind(_Strict):
+    """Evidence with one likelihood ratio per kind (subclasses type ``lr``'s keys)."""
+
+    lr: dict[str, float]
     why: str = ""
 
     @field_validator("lr")
@@ -468,32 +469,21 @@ class _Campaign(_Strict):
         return v
 
 
-class _Peer(_Strict):
+class _Campaign(_PerKind):
+    lr: dict[Literal["payment", "client", "prefix"], float]  # type: ignore[assignment]
+    min_step: Step | None = None
+
+
+class _Peer(_PerKind):
     """Peers' reports, one likelihood ratio per kind asked (:data:`PEER_KINDS`)."""
 
-    lr: dict[Literal["payment_hash", "ip", "prefix", "client", "email_domain"], float]
+    lr: dict[Literal["payment_hash", "ip", "prefix", "client", "email_domain"], float]  # type: ignore[assignment]
     min_step: Step | None = None
-    why: str = ""
-
-    @field_validator("lr")
-    @classmethod
-    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
-        if any(x <= 0 for x in v.values()):
-            raise ValueError("likelihood ratios must be > 0")
-        return v
 
 
-class _Verdict(_Strict):
-    lr: dict[Literal["campaign", "block", "flagged", "suspect", "allow"], float]
+class _Verdict(_PerKind):
+    lr: dict[Literal["campaign", "block", "flagged", "suspect", "allow"], float]  # type: ignore[assignment]
     min_step: dict[Literal["campaign", "block", "flagged", "suspect", "allow"], Step] = {}
-    why: str = ""
-
-    @field_validator("lr")
-    @classmethod
-    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
-        if any(x <= 0 for x in v.values()):
-            raise ValueError("likelihood ratios must be > 0")
-        return v
 
 
 class _EvidenceSet(_Strict):
