@@ -28,6 +28,17 @@ def test_help_everywhere() -> None:
         ["train"],
         ["rules"],
         ["rules", "lint"],
+        ["verify"],
+        ["intel"],
+        ["intel", "export"],
+        ["intel", "push"],
+        ["intel", "pull"],
+        ["intel", "hunt"],
+        ["gateway"],
+        ["gateway", "keys"],
+        ["gateway", "publish"],
+        ["gateway", "replay"],
+        ["gateway", "mock-upstream"],
     ):
         res = runner.invoke(app, [*cmd, "--help"])
         assert res.exit_code == 0, res.output
