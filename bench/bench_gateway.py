@@ -79,6 +79,14 @@ CONFIGS = ("direct", "gateway-memory", "gateway-redis", "litellm", "litellm-guar
 #: all - uvicorn + Starlette, read the body, forward it with httpx (as the gateway does) or
 #: aiohttp, return the parsed answer - to separate the framework's cost from the gateway's own.
 FLOORS = ("floor-httpx", "floor-aiohttp")
+#: Gateway variants (not in the default run), memory store like ``gateway-memory``:
+#: ``gateway-httpx-h11`` is the gateway's stack before the upstream client change (httpx as
+#: upstream client, uvicorn's pure-Python h11 parser) for a same-run before/after comparison;
+#: ``gateway-admit`` has admission control on (:data:`ADMIT`), showing what the overloaded
+#: rates look like when the excess is turned away with 503 instead of queued.
+VARIANTS = ("gateway-httpx-h11", "gateway-admit")
+#: ``max_in_flight``, ``max_queued``, ``queue_timeout_s`` of ``gateway-admit``.
+ADMIT = (32, 32, 0.05)
 MODEL = "mock-field"
 MARK_KEY = "bench-mark-key-0123456789abcdef"
 MASTER_KEY = "sk-bench-master-key"
@@ -177,6 +185,17 @@ def write_fixtures(work: Path, mock_url: str, redis_url: str) -> dict[str, Path]
     red = work / "gateway-redis.toml"
     red.write_text(common + f'store = "{redis_url}"\nlog_dir = "{work / "log-redis"}"\n')
     out = {"keys": keys, "det": det, "policy": policy, "gateway-memory": mem, "gateway-redis": red}
+    memory_common = common + f'store = "memory://"\nverdicts = "{det}"\n'
+    out["gateway-httpx-h11"] = work / "gateway-httpx-h11.toml"
+    out["gateway-httpx-h11"].write_text(
+        memory_common + f'upstream_client = "httpx"\nlog_dir = "{work / "log-httpx-h11"}"\n'
+    )
+    out["gateway-admit"] = work / "gateway-admit.toml"
+    out["gateway-admit"].write_text(
+        memory_common
+        + f"max_in_flight = {ADMIT[0]}\nmax_queued = {ADMIT[1]}\nqueue_timeout_s = {ADMIT[2]}\n"
+        + f'log_dir = "{work / "log-admit"}"\n'
+    )
     for name, guard in (("litellm", False), ("litellm-guardrail", True)):
         cfg: dict[str, Any] = {
             "model_list": [
@@ -848,7 +867,17 @@ def machine() -> dict[str, Any]:
         kb = int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1])
         mem = f"{kb / 1024 / 1024:.0f} GiB"
     versions = {}
-    for mod in ("uvicorn", "starlette", "httpx", "litellm", "uvloop", "redis"):
+    for mod in (
+        "uvicorn",
+        "starlette",
+        "httpx",
+        "aiohttp",
+        "orjson",
+        "httptools",
+        "litellm",
+        "uvloop",
+        "redis",
+    ):
         with contextlib.suppress(Exception):
             from importlib.metadata import version
 
@@ -1188,6 +1217,18 @@ def _serve_floor(argv: list[str]) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+def _serve_gateway_h11(argv: list[str]) -> None:
+    """Child mode: the gateway as the CLI serves it, but on uvicorn's h11 parser (the stack it
+    had before httptools; ``gateway-httpx-h11``)."""
+    import uvicorn
+
+    from distillshield.gateway import create_app, load_config
+
+    config, port = argv[0], int(argv[1])
+    app = create_app(load_config(config))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, http="h11")
+
+
 def _serve_gateway(argv: list[str]) -> None:
     """Child mode for --profile: the gateway as the CLI serves it, under cProfile, stopped by
     closing stdin (so the profile is written after a clean shutdown)."""
@@ -1226,7 +1267,7 @@ def _serve_gateway(argv: list[str]) -> None:
 #: Where a function's own time is charged, by the path of its file (first match wins).
 _AREAS = (
     ("distillshield: request signals", "distillshield/signals/"),
-    ("distillshield: online risk", "distillshield/gateway/risk.py"),
+    ("distillshield: online risk", ("distillshield/gateway/risk.py", "distillshield/features/")),
     ("distillshield: protect + mark", ("distillshield/gateway/protect.py", "distillshield/gateway/mark.py")),
     ("distillshield: exchange log", "distillshield/gateway/_log.py"),
     (
@@ -1237,6 +1278,11 @@ _AREAS = (
     ("distillshield: other", "distillshield/"),
     ("prometheus_client", "prometheus_client/"),
     ("httpx + httpcore + anyio (upstream client)", ("/httpx/", "/httpcore/", "/anyio/", "/sniffio/")),
+    (
+        "aiohttp + yarl + multidict (upstream client)",
+        ("/aiohttp/", "/yarl/", "/multidict/", "/propcache/", "/frozenlist/"),
+    ),
+    ("uvicorn httptools parser", "/httptools/"),
     ("h11 (HTTP parsing, server and client)", "/h11/"),
     ("uvicorn + starlette (server, routing)", ("/uvicorn/", "/starlette/")),
     ("json (stdlib)", "/json/"),
@@ -1320,7 +1366,11 @@ def micro(work: Path) -> dict[str, float]:
 
     out: dict[str, float] = {}
     cold = _IpCache()
-    out["ip facts, first sight of an address"] = per_call(lambda i: cold.get(ctxs[i].ip), 300)
+    cold.warm()
+    out["ip facts, first sight of an address (batch enrichment, before)"] = per_call(
+        lambda i: cold.lookup_batch(ctxs[i].ip), 300
+    )
+    out["ip facts, first sight of an address"] = per_call(lambda i: cold.get(ctxs[i].ip), 1000)
     out["ip facts, cached"] = per_call(lambda i: cold.get(ctxs[0].ip), 20000)
     for c in ctxs:
         engine._ips.get(c.ip)
@@ -1404,6 +1454,15 @@ def micro(work: Path) -> dict[str, float]:
         m.added_latency.labels("chat").observe(0.001)
 
     out["3 metric updates"] = per_call(metrics, 20000)
+    from distillshield.gateway import _json
+
+    raw_answer = json.dumps(data).encode()
+    out["answer JSON parse, stdlib json"] = per_call(lambda i: json.loads(raw_answer), 5000)
+    out["answer JSON parse, gateway (orjson when installed)"] = per_call(
+        lambda i: _json.loads(raw_answer), 5000
+    )
+    out["answer JSON serialise, stdlib json"] = per_call(lambda i: json.dumps(data).encode(), 5000)
+    out["answer JSON serialise, gateway"] = per_call(lambda i: _json.dumps(data), 5000)
     for k, v in out.items():
         print(f"{k}: {v:.1f} µs", flush=True)
     return out
@@ -1467,6 +1526,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_serve-floor":
         _serve_floor(sys.argv[2:])
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "_serve-gateway-h11":
+        _serve_gateway_h11(sys.argv[2:])
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="JSON results file")
     ap.add_argument("--rates", default="50,200,1000")
@@ -1510,7 +1572,7 @@ def main() -> None:
         return
     rates = [float(r) for r in args.rates.split(",")]
     configs = [c for c in args.configs.split(",") if c]
-    unknown = set(configs) - set(CONFIGS) - set(FLOORS)
+    unknown = set(configs) - set(CONFIGS) - set(FLOORS) - set(VARIANTS)
     if unknown:
         ap.error(f"unknown configurations {sorted(unknown)}")
     if args.profile:
@@ -1606,6 +1668,9 @@ def main() -> None:
                     )
                     prof_stdin = p.stdin
                     proc = Proc(cfg, p, port, work / f"{cfg}.log")
+                elif cfg == "gateway-httpx-h11":
+                    cmd = [py, str(Path(__file__).resolve()), "_serve-gateway-h11", str(fx[cfg]), str(port)]
+                    proc = start(cfg, cmd, port, work, env)
                 else:
                     cmd = [
                         py,

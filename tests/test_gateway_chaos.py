@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from _redis_server import RedisServer, free_port, running_redis
 from distillshield.gateway import DEFAULT_POLICY, KeyRecord, VerdictSet, create_app, hash_key, load_config
 from distillshield.gateway._serve import serving
 from distillshield.gateway.mock_upstream import MockConfig, running_mock
@@ -36,15 +37,6 @@ pytestmark = pytest.mark.slow
 KEY = "sk-chaos-good"
 SUSPECT = "sk-chaos-suspect"
 MSG = [{"role": "user", "content": "Give me a haiku about logs."}]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait_http(url: str, timeout: float = 30.0) -> None:
@@ -147,7 +139,7 @@ def test_gateway_sigkilled_under_load_loses_no_acknowledged_record(tmp_path: Pat
             f'upstream = "{upstream}"\nlog_dir = "{log_dir}"\nkeys_file = "{keys}"\n'
             'log_fsync = "none"\nverdict_refresh_s = 0.5\n'
         )
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         out = tmp_path / "gateway.out"
         proc = _gateway_proc(cfg, port, out)
@@ -178,68 +170,11 @@ def test_gateway_sigkilled_under_load_loses_no_acknowledged_record(tmp_path: Pat
 # ---------------------------------------------------------------------------------------- Redis
 
 
-class RedisServer:
-    """A throwaway redis-server on loopback, without persistence; restartable on its port."""
-
-    def __init__(self, binary: str, port: int, workdir: Path) -> None:
-        self.binary, self.port, self.workdir = binary, port, workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        import redis
-
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                redis.Redis.from_url(self.url, socket_timeout=0.5).ping()
-                return
-            except redis.RedisError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    import shutil
-
-    binary = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
-    )
-    if binary is None:
-        pytest.skip("redis-server is not installed (scripts/test.sh installs it with apt-get)")
-    workdir = tmp_path / "redis"
-    workdir.mkdir()
-    server = RedisServer(binary, _free_port(), workdir)
-    server.start()
-    yield server
-    server.kill()
+    """A real redis-server on loopback (tests/_redis_server.py); skips when not installed."""
+    with running_redis(tmp_path) as server:
+        yield server
 
 
 def _seed_store(url: str) -> None:

@@ -318,3 +318,47 @@ def test_risk_configuration_is_checked() -> None:
         OnlineRisk(cohort_kinds=("nope",))
     with pytest.raises(ValueError):
         OnlineRisk(prior_precision=1.5)
+
+
+def test_ip_facts_fast_path_agrees_with_the_batch_enrichment() -> None:
+    """The per-address lookup of a first-seen client IP gives exactly what the vectorised batch
+    enrichment gives: prefix, ASN name and hosting flag, on addresses from everywhere."""
+    import ipaddress
+    import random
+
+    from distillshield.gateway.engine import _IpCache
+
+    cache = _IpCache(16)
+    cache.warm()
+    enricher = cache.enricher
+    v4, v6 = enricher._table(False), enricher._table(True)
+    hosting = enricher.lists.hosting_cidrs
+    rng = random.Random(7)
+
+    def inside(first: Any, last: Any, n: int) -> list[int]:
+        out: list[int] = []
+        for _ in range(n if len(first) else 0):
+            k = rng.randrange(len(first))
+            lo, hi = int(first[k]), int(last[k])
+            out.append(rng.randint(lo, hi))
+        return out
+
+    ints4 = [rng.randrange(2**32) for _ in range(600)]
+    ints4 += inside(v4.asn_first, v4.asn_last, 600)
+    ints4 += inside(hosting.v4_start, hosting.v4_end, 150)
+    ints4 += [0, 2**32 - 1, 0x7F000001, 0x0A000001, 0xC0A80101, 0x08080808]
+    ints6 = [rng.randrange(2**125, 2**126) for _ in range(100)]  # 2000::/3 and around
+    ints6 += inside(v6.asn_first, v6.asn_last, 500)
+    ints6 += inside(hosting.v6_start, hosting.v6_end, 100)
+    plain = [str(ipaddress.IPv4Address(i)) for i in ints4] + [str(ipaddress.IPv6Address(i)) for i in ints6]
+    plain += ["::1", "::", "fe80::1", "2001:db8::1", "::1.2.3.4", "64:ff9b::808:808", "2001:DB8::A"]
+    odd = ["::ffff:1.2.3.4", "1.2.3", "01.2.3.4", " 1.2.3.4", "1.2.3.4\n", "fe80::1%eth0", "x", ""]
+    assert sum(1 for ip in plain if cache.lookup_batch(ip).asn) > 600  # not vacuous: most are named
+    assert any(cache.lookup_batch(ip).is_hosting for ip in plain)
+    for ip in plain:
+        fast = cache.lookup_one(ip)
+        assert fast is not None, ip
+        assert fast == cache.lookup_batch(ip), ip
+    for ip in odd:  # not plain: the batch path answers (and the cache serves that)
+        assert cache.lookup_one(ip) is None or cache.lookup_one(ip) == cache.lookup_batch(ip), ip
+        assert cache.get(ip) == cache.lookup_batch(ip)

@@ -978,3 +978,29 @@ def test_real_litellm_proxy_end_to_end(litellm_proxy: Proxy) -> None:
 def test_guardrail_rejects_unknown_engine_spec() -> None:
     with pytest.raises(ValueError, match="module:attr"):
         DistillshieldGuardrail(distillshield_engine="nomodule")
+
+
+def test_importing_the_guardrail_makes_no_network_call() -> None:
+    """The guardrail sets LITELLM_LOCAL_MODEL_COST_MAP before it imports LiteLLM, so a fresh
+    interpreter that imports it (without the variable) resolves and connects to nothing."""
+    probe = """
+import json, os, socket
+seen = []
+real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+def getaddrinfo(host, *a, **k):
+    seen.append(str(host))
+    return real_getaddrinfo(host, *a, **k)
+def connect(self, address):
+    seen.append(str(address))
+    raise OSError("network disabled in this test")
+socket.getaddrinfo, socket.socket.connect = getaddrinfo, connect
+import distillshield.gateway.litellm_guardrail
+print(json.dumps({"seen": seen, "env": os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP")}))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["env"] == "True"
+    assert result["seen"] == [], result["seen"]

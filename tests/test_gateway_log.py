@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from _redis_server import RedisServer, running_redis
 from distillshield.gateway._log import (
     Batch,
     ExchangeLog,
@@ -529,72 +530,17 @@ def test_redis_sink_round_trip_and_redelivery_fakeredis(tmp_path: Path) -> None:
     assert client.xlen("t:ex") == 31  # chunks 1 and 2 of segment 2: 4 + 2 records
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A throwaway redis-server on loopback, without persistence."""
-
-    def __init__(self, binary: str, port: int, workdir: Path) -> None:
-        self.binary, self.port, self.workdir = binary, port, workdir
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.proc = proc = subprocess.Popen(
-            [
-                *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--dir", str(self.workdir)),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        ready = threading.Event()
-        output: list[str] = []
-
-        def pump() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                output.append(line)
-                if "Ready to accept connections" in line:
-                    ready.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not ready.wait(30):
-            self.kill()
-            pytest.fail("redis-server did not start:\n" + "".join(output))
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
-    )
-    if binary is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
-    pytest.importorskip("redis")
-    workdir = tmp_path / "redis"
-    workdir.mkdir()
-    server = RedisServer(binary, _free_port(), workdir)
-    server.start()
-    yield server
-    server.kill()
+    """A real redis-server on loopback (tests/_redis_server.py); skips when not installed."""
+    with running_redis(tmp_path) as server:
+        yield server
 
 
 def test_redis_killed_mid_run_loses_and_duplicates_nothing(tmp_path: Path, redis_server: RedisServer) -> None:
     import redis
 
-    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    url = redis_server.url
     client = redis.Redis.from_url(url)
     log = ExchangeLog(
         tmp_path / "wal",
@@ -632,7 +578,7 @@ def test_redis_killed_mid_run_loses_and_duplicates_nothing(tmp_path: Path, redis
 def test_redis_down_at_start_then_replayed_exactly_once(tmp_path: Path, redis_server: RedisServer) -> None:
     import redis
 
-    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    url = redis_server.url
     wal = tmp_path / "wal"
     redis_server.kill()
     log = ExchangeLog(

@@ -115,6 +115,7 @@ from typing import Any, Literal, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from distillshield._pydantic_errors import format_validation_error
 from distillshield.enrich.account import EmailClassifier, normalise_domain
 from distillshield.enrich.ip import InfraLists, IpEnricher
 from distillshield.errors import DistillShieldError
@@ -592,7 +593,7 @@ class VerifyPolicy:
         try:
             model = _PolicyModel.model_validate(dict(data))
         except ValidationError as exc:
-            raise VerifyPolicyError(f"{source}: invalid verification policy: {_explain(exc)}") from exc
+            raise VerifyPolicyError(format_validation_error(exc, source, "verification policy")) from exc
         policy = cls(model, source)
         policy._check_examples()
         return policy
@@ -650,14 +651,6 @@ class VerifyPolicy:
                     f"{where}: expected step {ex.step!r}, the policy gives {got.step!r} "
                     f"(risk {got.risk:.3f}; {'; '.join(got.reasons) or 'no evidence'})"
                 )
-
-
-def _explain(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
 
 
 def load_verify_policy(path: str | Path) -> VerifyPolicy:

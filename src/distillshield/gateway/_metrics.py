@@ -27,7 +27,7 @@ class GatewayMetrics:
         self.rules = Counter("distillshield_rule_matches", "Policy rule matches", ["rule"], registry=r)
         self.added_latency = Histogram(
             "distillshield_added_latency_seconds",
-            "Time the gateway adds to a request (total minus upstream)",
+            "Time a proxied request spends in the gateway, minus its waits on the upstream",
             ["endpoint"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
@@ -67,6 +67,15 @@ class GatewayMetrics:
         )
         self.log_sink_errors = Gauge(
             "distillshield_log_sink_errors", "Exchange log sink failures", registry=r
+        )
+        self.in_flight = Gauge(
+            "distillshield_in_flight", "Proxied requests in the gateway (admission control)", registry=r
+        )
+        self.admission_rejected = Counter(
+            "distillshield_admission_rejected",
+            "Requests turned away with 503 by admission control",
+            ["reason"],
+            registry=r,
         )
         for mode in ("open", "closed"):
             self.fail_mode.labels(mode).set(1 if mode == fail_mode else 0)

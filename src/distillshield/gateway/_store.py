@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -245,8 +244,3 @@ def open_store(url: str | None, **kwargs: Any) -> MemoryStore | RedisStore:
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisStore(url, **kwargs)
     raise ValueError(f"store URL {url!r}: expected memory:// or redis://host:port/db")
-
-
-def now_s() -> float:
-    """Wall-clock epoch seconds: the live gateway's clock (the replay passes logged times)."""
-    return time.time()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -34,21 +35,36 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
+from distillshield.gateway._json import dumps, loads
 from distillshield.gateway._metrics import GatewayMetrics
+from distillshield.gateway._request import (
+    BadRequestError,
+    content_text,
+    parse_chat,
+    parse_responses,
+    request_context,
+)
 from distillshield.gateway._store import KeyRecord, MemoryStore, StoreUnavailable, hash_key, open_store
 from distillshield.gateway._types import Action, Decision, RequestContext
+from distillshield.gateway._upstream import (
+    UpstreamClient,
+    UpstreamReply,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    make_upstream,
+)
 from distillshield.gateway.config import ConfigError, GatewayConfig
 from distillshield.gateway.engine import Engine
 from distillshield.gateway.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
 from distillshield.gateway.verdicts import VerdictSet, build_verdicts
 
-__all__ = ["Gateway", "create_app"]
+__all__ = ["BadRequestError", "Gateway", "create_app", "parse_chat", "parse_responses"]
 
 log = logging.getLogger("distillshield.gateway")
 
@@ -77,130 +93,8 @@ def _error(status: int, message: str, type_: str, code: str | None = None, **hea
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
-def _text(content: Any) -> str | None:
-    """Text of a message ``content``: a string, or the text parts of a content list."""
-    if content is None:
-        return None
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [
-            p.get("text", "")
-            for p in content
-            if isinstance(p, dict) and p.get("type") in ("text", "input_text", "output_text")
-        ]
-        return "\n".join(parts) if parts else None
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Parsed:
-    prompt: str | None
-    system: str | None
-    n_messages: int
-    tools: tuple[str, ...]
-    max_tokens: int | None
-    temperature: float | None
-    stream: bool
-    metadata: str | None
-    conversation_id: str | None
-
-
-class BadRequestError(ValueError):
-    """The body is not a valid request for this endpoint (→ 400 with the reason)."""
-
-
-def _tool_names(tools: Any) -> tuple[str, ...]:
-    out: list[str] = []
-    for t in tools if isinstance(tools, list) else []:
-        if isinstance(t, dict):
-            fn = t.get("function") if isinstance(t.get("function"), dict) else t
-            name = fn.get("name") if isinstance(fn, dict) else None
-            if isinstance(name, str):
-                out.append(name)
-    return tuple(out)
-
-
-def _metadata(body: dict[str, Any]) -> str | None:
-    meta: dict[str, Any] = {}
-    if isinstance(body.get("metadata"), dict):
-        meta.update({str(k): v for k, v in body["metadata"].items()})
-    if isinstance(body.get("user"), str):
-        meta.setdefault("user", body["user"])
-    return json.dumps(meta, sort_keys=True, separators=(",", ":")) if meta else None
-
-
 def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def parse_chat(body: dict[str, Any]) -> _Parsed:
-    """The facts of a ``/v1/chat/completions`` body (raises :class:`BadRequestError`)."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequestError("'messages' must be a non-empty array")
-    if not isinstance(body.get("model"), str):
-        raise BadRequestError("'model' must be a string")
-    prompt = None
-    system: list[str] = []
-    for m in messages:
-        if not isinstance(m, dict) or "role" not in m:
-            raise BadRequestError("each message must be an object with a 'role'")
-        text = _text(m.get("content"))
-        if m["role"] in ("system", "developer") and text:
-            system.append(text)
-        elif m["role"] == "user":
-            prompt = text
-    temp = body.get("temperature")
-    return _Parsed(
-        prompt=prompt,
-        system="\n".join(system) or None,
-        n_messages=len(messages),
-        tools=_tool_names(body.get("tools")),
-        max_tokens=_int(body.get("max_completion_tokens")) or _int(body.get("max_tokens")),
-        temperature=float(temp) if isinstance(temp, int | float) and not isinstance(temp, bool) else None,
-        stream=body.get("stream") is True,
-        metadata=_metadata(body),
-        conversation_id=None,
-    )
-
-
-def parse_responses(body: dict[str, Any]) -> _Parsed:
-    """The facts of a ``/v1/responses`` body (raises :class:`BadRequestError`)."""
-    if not isinstance(body.get("model"), str):
-        raise BadRequestError("'model' must be a string")
-    inp = body.get("input")
-    prompt: str | None = None
-    n = 1
-    system = body.get("instructions") if isinstance(body.get("instructions"), str) else None
-    if isinstance(inp, str):
-        prompt = inp
-    elif isinstance(inp, list):
-        n = len(inp)
-        for item in inp:
-            if isinstance(item, dict) and item.get("role") == "user":
-                prompt = _text(item.get("content"))
-            elif isinstance(item, dict) and item.get("role") in ("system", "developer"):
-                system = "\n".join(filter(None, [system, _text(item.get("content"))])) or None
-    elif inp is not None:
-        raise BadRequestError("'input' must be a string or an array of items")
-    temp = body.get("temperature")
-    prev = body.get("previous_response_id")
-    return _Parsed(
-        prompt=prompt,
-        system=system,
-        n_messages=n + (1 if isinstance(prev, str) else 0),
-        tools=_tool_names(body.get("tools")),
-        max_tokens=_int(body.get("max_output_tokens")),
-        temperature=float(temp) if isinstance(temp, int | float) and not isinstance(temp, bool) else None,
-        stream=body.get("stream") is True,
-        metadata=_metadata(body),
-        conversation_id=prev if isinstance(prev, str) else None,
-    )
 
 
 @dataclass
@@ -220,6 +114,145 @@ class _Exchange:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class _Timing:
+    """Per request: when it reached the gateway, and how long it waited on the upstream since
+    (time to the upstream's response headers, to its body, and between stream chunks)."""
+
+    __slots__ = ("t0", "upstream_s")
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+        self.upstream_s = 0.0
+
+
+_TIMING_KEY = "distillshield.timing"
+
+
+def _timing_of(scope: Scope, clock: Callable[[], float]) -> _Timing:
+    timing = scope.get(_TIMING_KEY)
+    if timing is None:  # called from elsewhere than _GatewayApp (embedding): time from here
+        timing = scope[_TIMING_KEY] = _Timing(clock())
+    return timing
+
+
+class _Admission:
+    """At most ``limit`` requests in the gateway at once (0: no limit), ``queue`` more waiting
+    for a slot for at most ``timeout_s``; the rest are turned away at once with 503 +
+    ``Retry-After`` instead of queueing until every request is late (see GatewayConfig)."""
+
+    def __init__(self, limit: int, queue: int, timeout_s: float) -> None:
+        self.limit, self.queue, self.timeout_s = limit, queue, timeout_s
+        self.in_flight = 0
+        self.waiting = 0
+        self._sem: asyncio.Semaphore | None = None
+
+    async def acquire(self) -> str | None:
+        """``None`` when admitted (call :meth:`release` after), else why not."""
+        if not self.limit:
+            self.in_flight += 1
+            return None
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.limit)
+        if self._sem.locked():
+            if self.waiting >= self.queue:
+                return "queue_full"
+            self.waiting += 1
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    await self._sem.acquire()
+            except TimeoutError:
+                return "queue_timeout"
+            finally:
+                self.waiting -= 1
+        else:
+            await self._sem.acquire()
+        self.in_flight += 1
+        return None
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        if self._sem is not None:
+            self._sem.release()
+
+
+#: The proxied endpoints, by path: what :class:`_GatewayApp` times and admits.
+_PROXIED = {"/v1/chat/completions": "chat", "/v1/responses": "responses"}
+
+
+#: Cyclic-GC thresholds while serving (CPython's default: 700, 10, 10).
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
+def _tune_gc() -> None:
+    """Fewer, shorter collector pauses on the event loop (``gc_tune``; docs/gateway.md).
+
+    What start-up loaded (enrichment tables, verdicts, keys, policy) lives as long as the
+    process: frozen, the full collections stop rescanning it. And a request's garbage is freed
+    by reference counting as it ends; the few cycles it leaves (exception tracebacks, task
+    references) are collected by a young-generation pass every ``GC_THRESHOLDS[0]`` net
+    allocations instead of every 700, so the collector runs rarely rather than hundreds of
+    times a minute. Measured under load before this: gen-2 collections up to 143 ms, gen-1
+    ones up to 15 ms (docs/benchmarks.md, "Gateway latency").
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+class _GatewayApp(Starlette):
+    """The Starlette app, with the two proxied endpoints served on a short path.
+
+    A ``POST`` to ``/v1/chat/completions`` or ``/v1/responses`` goes straight to
+    :meth:`Gateway.handle` — no routing table, no middleware stack: per request that is a
+    tenth of a millisecond the gateway's latency budget cannot spare — with admission control
+    and the ``distillshield_added_latency_seconds`` histogram around it: the request's whole
+    time in the app (from the ASGI call, before the body is read and parsed, to the last byte
+    handed to the server, streams included) minus the time it waited on the upstream.
+    Everything else (admin, metrics, other methods) takes Starlette's usual path.
+    """
+
+    gateway: Gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = _PROXIED.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None or scope["method"] != "POST":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        gw = self.gateway
+        timing = scope[_TIMING_KEY] = _Timing(gw.perf_clock())
+        refused = await gw.admission.acquire()
+        try:
+            if refused is not None:
+                gw.metrics.admission_rejected.labels(refused).inc()
+                gw.metrics.requests.labels(endpoint, "503").inc()
+                response: Response = _error(
+                    503,
+                    "The gateway is at capacity; retry shortly.",
+                    "server_error",
+                    "gateway_overloaded",
+                    **{"Retry-After": "1"},
+                )
+            else:
+                gw.metrics.in_flight.set(gw.admission.in_flight)
+                try:
+                    response = await gw.handle(Request(scope, receive), endpoint)
+                except Exception:  # a bug must not take the connection down without an answer
+                    log.exception("unhandled error on %s", scope["path"])
+                    gw.metrics.requests.labels(endpoint, "500").inc()
+                    response = _error(
+                        500, "The gateway failed on this request.", "server_error", "internal_error"
+                    )
+            await response(scope, receive, send)
+        finally:
+            if refused is None:
+                gw.admission.release()
+                gw.metrics.in_flight.set(gw.admission.in_flight)
+            gw.metrics.added_latency.labels(endpoint).observe(
+                max(0.0, gw.perf_clock() - timing.t0 - timing.upstream_s)
+            )
+
+
 class Gateway:
     """The proxy's state and handlers; :func:`create_app` wraps it in a Starlette app."""
 
@@ -227,14 +260,17 @@ class Gateway:
         self,
         config: GatewayConfig,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Any = None,
+        upstream: UpstreamClient | None = None,
         store: Any = None,
         engine: Engine | None = None,
         exchange_log: Any = None,
         clock: Callable[[], float] = time.time,
+        perf_clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.config = config
         self.clock = clock
+        self.perf_clock = perf_clock
         self.store = (
             store if store is not None else open_store(config.store, timeout_s=config.store_timeout_s)
         )
@@ -258,13 +294,15 @@ class Gateway:
         upstream_key = config.secret(config.upstream_api_key_env)
         if upstream_key:
             headers["authorization"] = f"Bearer {upstream_key}"
-        self.client = httpx.AsyncClient(
-            base_url=config.upstream.rstrip("/"),
+        self.upstream: UpstreamClient = upstream or make_upstream(
+            config.upstream_client,
+            config.upstream,
             transport=transport,
             headers=headers,
-            timeout=httpx.Timeout(config.upstream_timeout_s, connect=config.upstream_connect_timeout_s),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+            timeout_s=config.upstream_timeout_s,
+            connect_timeout_s=config.upstream_connect_timeout_s,
         )
+        self.admission = _Admission(config.max_in_flight, config.max_queued, config.queue_timeout_s)
         self._tasks: list[asyncio.Task[None]] = []
         self._verifier: Any = None
         self._verifier_verdicts: VerdictSet | None = None
@@ -303,6 +341,9 @@ class Gateway:
         if self.exchange_log is not None:
             await _maybe_await(self.exchange_log.start())
         await self.refresh_verdicts()
+        await asyncio.to_thread(self.engine.warm)
+        if self.config.gc_tune:
+            _tune_gc()
         self._tasks = [
             asyncio.create_task(self._every(self.config.verdict_refresh_s, self.refresh_verdicts)),
             asyncio.create_task(self._every(self.config.policy_refresh_s, self.reload_policy_if_changed)),
@@ -317,7 +358,7 @@ class Gateway:
         if self.exchange_log is not None:
             closer = getattr(self.exchange_log, "aclose", None) or self.exchange_log.close
             await _maybe_await(closer())
-        await self.client.aclose()
+        await self.upstream.aclose()
         await self.store.close()
 
     def _open_log(self) -> Any:
@@ -485,62 +526,53 @@ class Gateway:
                     fail_mode="closed",
                     reasons=(*decision.reasons, "fail:closed:rate_limit_unavailable"),
                 )
-            # open: fall back to this process's own buckets rather than no limit at all
-            local = self.engine.decide(ctx)
+            # open: fall back to this process's own buckets rather than no limit at all (the
+            # decision's facts and signals stand: only the rate limit is resolved again)
+            local = self.engine.throttle_locally(decision, ctx)
             return replace(local, fail_mode="open", reasons=(*local.reasons, "fail:open:local_rate_limit"))
         return self.engine.apply_throttle(decision, wait)
 
     # -- handlers -------------------------------------------------------------------------
-    async def _read_json(self, request: Request) -> dict[str, Any] | Response:
+    async def _read_body(self, request: Request) -> bytes | Response:
+        """The raw request body, refused with 413 past ``max_request_bytes``."""
         limit = self.config.max_request_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return _error(
-                413, f"Request body larger than {limit} bytes.", "invalid_request_error", "request_too_large"
-            )
+            return _too_large(limit)
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                return _error(
-                    413,
-                    f"Request body larger than {limit} bytes.",
-                    "invalid_request_error",
-                    "request_too_large",
-                )
+                return _too_large(limit)
             chunks.append(chunk)
-        try:
-            body = json.loads(b"".join(chunks))
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _error(
-                400,
-                f"We could not parse the JSON body of your request: {exc}",
-                "invalid_request_error",
-                "invalid_json",
-            )
-        if not isinstance(body, dict):
-            return _error(
-                400, "The request body must be a JSON object.", "invalid_request_error", "invalid_json"
-            )
-        return body
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _read_json(self, request: Request) -> dict[str, Any] | Response:
+        raw = await self._read_body(request)
+        if isinstance(raw, Response):
+            return raw
+        return _parse_object(raw)
 
     async def handle(self, request: Request, endpoint: str) -> Response:
-        t0 = time.perf_counter()
+        timing = _timing_of(request.scope, self.perf_clock)
         key = await self.resolve_key(request)
         if isinstance(key, Response):
             self.metrics.requests.labels(endpoint, str(key.status_code)).inc()
             return key
-        body = await self._read_json(request)
+        raw = await self._read_body(request)
+        body = raw if isinstance(raw, Response) else _parse_object(raw)
         if isinstance(body, Response):
             self.metrics.requests.labels(endpoint, str(body.status_code)).inc()
             return body
+        assert isinstance(raw, bytes)
         try:
             parsed = parse_chat(body) if endpoint == "chat" else parse_responses(body)
         except BadRequestError as exc:
             self.metrics.requests.labels(endpoint, "400").inc()
             return _error(400, str(exc), "invalid_request_error", "invalid_request")
-        ctx = RequestContext(
+        ctx = request_context(
+            parsed,
             request_id=f"req_{uuid.uuid4().hex}",
             ts=self.clock(),
             account_id=key.account_id,
@@ -554,15 +586,6 @@ class Gateway:
                 if self.config.tls_fingerprint_header
                 else None
             ),
-            metadata=parsed.metadata,
-            conversation_id=parsed.conversation_id,
-            n_messages=parsed.n_messages,
-            system_prompt=parsed.system,
-            prompt=parsed.prompt,
-            tools=parsed.tools,
-            max_tokens=parsed.max_tokens,
-            temperature=parsed.temperature,
-            stream=parsed.stream,
         )
         decision = await self.decide(ctx)
         self._count(decision)
@@ -573,16 +596,71 @@ class Gateway:
             ex.status = stop.status_code
             await self._finish(ex)
             self.metrics.requests.labels(endpoint, str(stop.status_code)).inc()
-            self.metrics.added_latency.labels(endpoint).observe(time.perf_counter() - t0)
             return stop
         path = "/chat/completions" if endpoint == "chat" else "/responses"
-        if parsed.stream and endpoint == "chat":
-            body = self._with_usage(body)
-        upstream_headers = self._forward_headers(request)
-        pre = time.perf_counter() - t0
+        if parsed.stream and endpoint == "chat" and not _includes_usage(body):
+            raw = dumps(_with_usage(body))  # the log needs the token counts: ask for the usage chunk
+        reply = await self._call_upstream(
+            ex, endpoint, timing, path, raw, self._forward_headers(request), read=not parsed.stream
+        )
+        if isinstance(reply, Response):
+            return reply
+        upstream, content = reply
+        ex.status = upstream.status
+        out_headers = {**_passthrough(upstream.headers), **headers}
+        if upstream.status != 200:
+            self.metrics.upstream_errors.labels(f"status_{upstream.status // 100}xx").inc()
+            await self._finish(ex)
+            self.metrics.requests.labels(endpoint, str(upstream.status)).inc()
+            return Response(content, status_code=upstream.status, headers=out_headers)
+        self.metrics.requests.labels(endpoint, "200").inc()
         if parsed.stream:
-            return await self._stream(ex, path, body, upstream_headers, headers, endpoint, pre)
-        return await self._unary(ex, path, body, upstream_headers, headers, endpoint, t0)
+            transform = _StreamTransform(ex, endpoint, self.mark_key)
+            return StreamingResponse(
+                self._relay(upstream, transform, ex, timing),
+                status_code=200,
+                headers=out_headers,
+                media_type="text/event-stream",
+            )
+        assert content is not None
+        return await self._unary(ex, content, out_headers, endpoint)
+
+    async def _call_upstream(
+        self,
+        ex: _Exchange,
+        endpoint: str,
+        timing: _Timing,
+        path: str,
+        payload: bytes,
+        up_headers: dict[str, str],
+        *,
+        read: bool,
+    ) -> tuple[UpstreamReply, bytes | None] | Response:
+        """Send ``payload`` upstream under the gateway's deadline and, when ``read`` (or on an
+        error status), read the answer whole. An unreachable or timed-out upstream is logged
+        and answered here (502 / 504, OpenAI-style). Time spent waiting is upstream time."""
+        t_up = self.perf_clock()
+        try:
+            # a deadline of our own: transports without socket timeouts (ASGI, custom) honour it too
+            async with asyncio.timeout(self.config.upstream_timeout_s):
+                reply = await self.upstream.send("POST", path, payload, up_headers)
+                content = await reply.read() if read or reply.status != 200 else None
+        except (TimeoutError, UpstreamTimeout):
+            self.metrics.upstream_errors.labels("timeout").inc()
+            resp = _error(504, "The model server did not answer in time.", "server_error", "upstream_timeout")
+        except UpstreamUnavailable as exc:
+            self.metrics.upstream_errors.labels("connect").inc()
+            resp = _error(
+                502, f"The model server is unreachable: {exc}.", "server_error", "upstream_unavailable"
+            )
+        else:
+            return reply, content
+        finally:
+            timing.upstream_s += self.perf_clock() - t_up
+        ex.status = resp.status_code
+        await self._finish(ex)
+        self.metrics.requests.labels(endpoint, str(resp.status_code)).inc()
+        return resp
 
     def _count(self, decision: Decision) -> None:
         self.metrics.decisions.labels(decision.action.name.lower()).inc()
@@ -635,79 +713,33 @@ class Gateway:
             )
         return None
 
-    def _forward_headers(self, request: Request) -> dict[str, str]:
+    def _forward_headers(self, request: Request, *, json_body: bool = True) -> dict[str, str]:
         out = {
             k: v
             for k, v in request.headers.items()
-            if k.lower() not in _HOP and not k.lower().startswith("x-ja")
+            if k not in _HOP and not k.startswith("x-ja")  # ASGI header names are lower case
         }
         out["accept-encoding"] = "identity"
+        if json_body:
+            out["content-type"] = "application/json"  # the body forwarded is the JSON object parsed
         return out
 
-    @staticmethod
-    def _with_usage(body: dict[str, Any]) -> dict[str, Any]:
-        opts = body.get("stream_options")
-        if isinstance(opts, dict) and opts.get("include_usage"):
-            return body
-        return {**body, "stream_options": {**(opts if isinstance(opts, dict) else {}), "include_usage": True}}
-
-    async def _upstream_error(self, exc: Exception, ex: _Exchange, endpoint: str) -> Response:
-        if isinstance(exc, httpx.TimeoutException):
-            self.metrics.upstream_errors.labels("timeout").inc()
-            resp = _error(504, "The model server did not answer in time.", "server_error", "upstream_timeout")
-        else:
-            self.metrics.upstream_errors.labels("connect").inc()
-            resp = _error(
-                502,
-                f"The model server is unreachable: {type(exc).__name__}.",
-                "server_error",
-                "upstream_unavailable",
-            )
-        ex.status = resp.status_code
-        await self._finish(ex)
-        self.metrics.requests.labels(endpoint, str(resp.status_code)).inc()
-        return resp
-
     async def _unary(
-        self,
-        ex: _Exchange,
-        path: str,
-        body: dict[str, Any],
-        up_headers: dict[str, str],
-        headers: dict[str, str],
-        endpoint: str,
-        t0: float,
+        self, ex: _Exchange, content: bytes, out_headers: dict[str, str], endpoint: str
     ) -> Response:
-        t_up = time.perf_counter()
         try:
-            # a deadline of our own: transports without socket timeouts (ASGI, custom) honour it too
-            resp = await asyncio.wait_for(
-                self.client.post(path, json=body, headers=up_headers), self.config.upstream_timeout_s
-            )
-        except TimeoutError:
-            return await self._upstream_error(httpx.ReadTimeout("upstream deadline"), ex, endpoint)
-        except httpx.HTTPError as exc:
-            return await self._upstream_error(exc, ex, endpoint)
-        up = time.perf_counter() - t_up
-        ex.status = resp.status_code
-        out_headers = {**_passthrough(resp.headers), **headers}
-        if resp.status_code != 200:
-            self.metrics.upstream_errors.labels(f"status_{resp.status_code // 100}xx").inc()
-            await self._finish(ex)
-            self.metrics.requests.labels(endpoint, str(resp.status_code)).inc()
-            return Response(resp.content, status_code=resp.status_code, headers=out_headers)
-        try:
-            data = resp.json()
+            data = loads(content)
         except ValueError:
+            data = None
+        if not isinstance(data, dict):  # not a JSON object: relayed as is
             await self._finish(ex)
-            self.metrics.requests.labels(endpoint, "200").inc()
-            return Response(resp.content, status_code=200, headers=out_headers)
-        data = self._transform_unary(ex, data, endpoint)
+            return Response(content, status_code=200, headers=out_headers)
+        new = self._transform_unary(ex, data, endpoint)
         await self._finish(ex)
-        self.metrics.requests.labels(endpoint, "200").inc()
-        self.metrics.added_latency.labels(endpoint).observe(max(0.0, time.perf_counter() - t0 - up))
+        if new is data:  # nothing rewritten: the upstream's bytes, untouched
+            return Response(content, status_code=200, headers=out_headers)
         out_headers.pop("content-type", None)
-        return JSONResponse(data, headers=out_headers)
+        return Response(dumps(new), status_code=200, headers=out_headers, media_type="application/json")
 
     def _transform_unary(self, ex: _Exchange, data: dict[str, Any], endpoint: str) -> dict[str, Any]:
         d = ex.decision
@@ -725,7 +757,7 @@ class Gateway:
         if endpoint == "chat":
             choices = data.get("choices") or [{}]
             msg = choices[0].get("message") or {} if isinstance(choices[0], dict) else {}
-            ex.response_text = _text(msg.get("content"))
+            ex.response_text = content_text(msg.get("content"))
             ex.output_tokens = int(usage.get("completion_tokens") or 0)
             ex.input_tokens = int(usage.get("prompt_tokens") or 0)
             details = usage.get("completion_tokens_details") or {}
@@ -738,56 +770,24 @@ class Gateway:
         ex.reasoning_tokens = int(rt) if isinstance(rt, int) else None
         return data
 
-    async def _stream(
-        self,
-        ex: _Exchange,
-        path: str,
-        body: dict[str, Any],
-        up_headers: dict[str, str],
-        headers: dict[str, str],
-        endpoint: str,
-        pre: float,
-    ) -> Response:
-        req = self.client.build_request("POST", path, json=body, headers=up_headers)
-        try:
-            resp = await asyncio.wait_for(self.client.send(req, stream=True), self.config.upstream_timeout_s)
-        except TimeoutError:
-            return await self._upstream_error(httpx.ReadTimeout("upstream deadline"), ex, endpoint)
-        except httpx.HTTPError as exc:
-            return await self._upstream_error(exc, ex, endpoint)
-        ex.status = resp.status_code
-        out_headers = {**_passthrough(resp.headers), **headers}
-        if resp.status_code != 200:
-            content = await resp.aread()
-            await resp.aclose()
-            self.metrics.upstream_errors.labels(f"status_{resp.status_code // 100}xx").inc()
-            await self._finish(ex)
-            self.metrics.requests.labels(endpoint, str(resp.status_code)).inc()
-            return Response(content, status_code=resp.status_code, headers=out_headers)
-        self.metrics.added_latency.labels(endpoint).observe(pre)
-        self.metrics.requests.labels(endpoint, "200").inc()
-        transform = _StreamTransform(ex, endpoint, self.mark_key)
-        return StreamingResponse(
-            self._relay(resp, transform, ex),
-            status_code=200,
-            headers=out_headers,
-            media_type="text/event-stream",
-        )
-
     async def _relay(
-        self, resp: httpx.Response, transform: _StreamTransform, ex: _Exchange
+        self, reply: UpstreamReply, transform: _StreamTransform, ex: _Exchange, timing: _Timing
     ) -> AsyncIterator[bytes]:
         buf = b""
         done = False
+        chunks = reply.chunks()
         try:
-            chunks = resp.aiter_bytes()
             while True:
+                t_up = self.perf_clock()
                 try:
-                    chunk = await asyncio.wait_for(anext(chunks), self.config.upstream_timeout_s)
+                    async with asyncio.timeout(self.config.upstream_timeout_s):
+                        chunk = await anext(chunks)
                 except StopAsyncIteration:
                     break
                 except TimeoutError as exc:
-                    raise httpx.ReadTimeout("upstream stream stalled") from exc
+                    raise UpstreamTimeout("upstream stream stalled") from exc
+                finally:
+                    timing.upstream_s += self.perf_clock() - t_up
                 buf += chunk
                 while True:
                     cut = buf.find(b"\n\n")
@@ -809,15 +809,15 @@ class Gateway:
             if buf:
                 for out in transform.feed(buf):
                     yield out
-        except httpx.HTTPError as exc:
+        except (UpstreamTimeout, UpstreamUnavailable) as exc:
             self.metrics.upstream_errors.labels("stream").inc()
             ex.status = 502
-            err = {
-                "error": {"message": f"upstream stream failed: {type(exc).__name__}", "type": "server_error"}
-            }
-            yield b"data: " + json.dumps(err).encode() + b"\n\n"
+            err = {"error": {"message": f"upstream stream failed: {exc}", "type": "server_error"}}
+            yield b"data: " + dumps(err) + b"\n\n"
         finally:
-            await resp.aclose()
+            with contextlib.suppress(Exception):
+                await chunks.aclose()  # type: ignore[attr-defined]
+            await reply.aclose()
             if not done:
                 transform.close()
                 await self._finish(ex)
@@ -890,16 +890,20 @@ class Gateway:
         if isinstance(key, Response):
             return key
         try:
-            resp = await self.client.get("/models", headers=self._forward_headers(request))
-        except httpx.HTTPError as exc:
-            kind = "upstream_timeout" if isinstance(exc, httpx.TimeoutException) else "upstream_unavailable"
+            async with asyncio.timeout(self.config.upstream_timeout_s):
+                reply = await self.upstream.send(
+                    "GET", "/models", None, self._forward_headers(request, json_body=False)
+                )
+                content = await reply.read()
+        except (TimeoutError, UpstreamTimeout, UpstreamUnavailable) as exc:
+            timeout = not isinstance(exc, UpstreamUnavailable)
             return _error(
-                504 if kind == "upstream_timeout" else 502,
+                504 if timeout else 502,
                 "The model server is unavailable.",
                 "server_error",
-                kind,
+                "upstream_timeout" if timeout else "upstream_unavailable",
             )
-        return Response(resp.content, status_code=resp.status_code, headers=_passthrough(resp.headers))
+        return Response(content, status_code=reply.status, headers=_passthrough(reply.headers))
 
 
 def _is_final(event: bytes) -> bool:
@@ -912,8 +916,47 @@ def _report_changed(report: Any) -> bool:
     return report is not None and bool(report.changed)
 
 
-def _passthrough(headers: httpx.Headers) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k.lower() not in _HOP}
+def _passthrough(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """The upstream's end-to-end headers, names lower-cased (ours then override theirs)."""
+    out: dict[str, str] = {}
+    for k, v in headers:
+        name = k.lower()
+        if name not in _HOP:
+            out[name] = v
+    return out
+
+
+def _too_large(limit: int) -> Response:
+    return _error(
+        413, f"Request body larger than {limit} bytes.", "invalid_request_error", "request_too_large"
+    )
+
+
+def _parse_object(raw: bytes) -> dict[str, Any] | Response:
+    """The JSON object of a request body, or the OpenAI-style 400 for anything else."""
+    try:
+        body = loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _error(
+            400,
+            f"We could not parse the JSON body of your request: {exc}",
+            "invalid_request_error",
+            "invalid_json",
+        )
+    if not isinstance(body, dict):
+        return _error(400, "The request body must be a JSON object.", "invalid_request_error", "invalid_json")
+    return body
+
+
+def _includes_usage(body: dict[str, Any]) -> bool:
+    opts = body.get("stream_options")
+    return isinstance(opts, dict) and bool(opts.get("include_usage"))
+
+
+def _with_usage(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` asking for the final usage chunk of a chat stream (the log needs token counts)."""
+    opts = body.get("stream_options")
+    return {**body, "stream_options": {**(opts if isinstance(opts, dict) else {}), "include_usage": True}}
 
 
 def _responses_text(data: dict[str, Any]) -> str | None:
@@ -983,7 +1026,7 @@ class _StreamTransform:
         lines = event.split(b"\n")
         data_lines = [ln[6:] for ln in lines if ln.startswith(b"data: ")]
         try:
-            chunk = json.loads(b"\n".join(data_lines))
+            chunk = loads(b"\n".join(data_lines))
         except ValueError:
             return [event]
         if not isinstance(chunk, dict):
@@ -1006,7 +1049,7 @@ class _StreamTransform:
     def _encode(self, c: dict[str, Any]) -> bytes:
         self._observe(c)
         prefix = b"" if self.chat or not isinstance(c.get("type"), str) else f"event: {c['type']}\n".encode()
-        return prefix + b"data: " + json.dumps(c, separators=(",", ":")).encode() + b"\n\n"
+        return prefix + b"data: " + dumps(c) + b"\n\n"
 
     def finish(self) -> list[bytes]:
         out: list[bytes] = []
@@ -1129,6 +1172,7 @@ def create_app(config: GatewayConfig, **kwargs: Any) -> Starlette:
         finally:
             await gw.shutdown()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = _GatewayApp(routes=routes, lifespan=lifespan)
+    app.gateway = gw
     app.state.gateway = gw
     return app

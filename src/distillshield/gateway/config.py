@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from distillshield._pydantic_errors import format_validation_error
 from distillshield.errors import DistillShieldError
 
 __all__ = ["ConfigError", "GatewayConfig", "load_config"]
@@ -31,6 +32,17 @@ class GatewayConfig(BaseModel):
     upstream_api_key_env: str | None = Field(None, description="env var holding the upstream's API key")
     upstream_timeout_s: float = Field(600.0, gt=0, description="read timeout for the upstream")
     upstream_connect_timeout_s: float = Field(5.0, gt=0)
+    upstream_client: Literal["auto", "aiohttp", "httpx"] = Field(
+        "auto", description="HTTP client for the upstream: auto = aiohttp when installed, else httpx"
+    )
+    max_in_flight: int = Field(
+        0, ge=0, description="admission control: proxied requests handled at once (0 = no limit)"
+    )
+    max_queued: int = Field(0, ge=0, description="requests waiting for a slot beyond max_in_flight")
+    queue_timeout_s: float = Field(1.0, gt=0, description="how long a queued request waits for a slot")
+    gc_tune: bool = Field(
+        True, description="after start-up: freeze the loaded state out of the cyclic GC, collect less often"
+    )
     store: str = Field("memory://", description="memory:// (one process) or redis://host:port/db")
     store_timeout_s: float = Field(0.05, gt=0, description="per-call Redis timeout on the request path")
     policy: str | None = Field(None, description="policy YAML (default: the shipped default policy)")
@@ -80,5 +92,4 @@ def load_config(path: str | Path | None = None, **overrides: object) -> GatewayC
     try:
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:
-        parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError(f"{source}: invalid gateway config: {'; '.join(parts)}") from exc
+        raise ConfigError(format_validation_error(exc, source, "gateway config")) from exc

@@ -12,9 +12,10 @@ putting ``distillshield gateway`` in front of it (docs/litellm.md)::
           distillshield_config: /etc/distillshield/gateway.toml   # optional
 
 The guardrail builds the same :class:`~distillshield.gateway._types.RequestContext` the
-gateway builds (:func:`~distillshield.gateway.app.parse_chat` /
-:func:`~distillshield.gateway.app.parse_responses` on the request body) and asks the same
-engine, so a request gets the same :class:`~distillshield.gateway._types.Decision` either way.
+gateway builds (:func:`~distillshield.gateway._request.parse_chat` /
+:func:`~distillshield.gateway._request.parse_responses` on the request body, then
+:func:`~distillshield.gateway._request.request_context`) and asks the same engine, so a
+request gets the same :class:`~distillshield.gateway._types.Decision` either way.
 What LiteLLM's hooks let it do with that decision (LiteLLM 1.108; docs/litellm.md says which
 point ``tests/test_gateway_litellm.py`` checks against a running proxy, which at hook level):
 
@@ -89,7 +90,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self
 
+from distillshield.gateway._request import (
+    BadRequestError,
+    ParsedRequest,
+    parse_chat,
+    parse_responses,
+    request_context,
+)
 from distillshield.gateway._types import Action, Decision, RequestContext
+
+# No network at run time: importing litellm otherwise fetches its model cost map from the
+# internet (and waits for the timeout on an offline host). Only a default: an operator's own
+# setting wins, and a proxy that imported litellm before loading this module has already
+# decided (docs/litellm.md: set it in the proxy's environment).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 try:
     from fastapi import HTTPException
@@ -306,11 +320,9 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _parse(endpoint: str, body: dict[str, Any]) -> Any:
+def _parse(endpoint: str, body: dict[str, Any]) -> ParsedRequest:
     """The gateway's parse of ``body`` (``parse_chat`` / ``parse_responses``); legacy completions
     and Anthropic messages are read into the same fields."""
-    from distillshield.gateway.app import BadRequestError, parse_chat, parse_responses
-
     if endpoint == CHAT:
         return parse_chat(body)
     if endpoint == RESPONSES:
@@ -460,7 +472,7 @@ class DistillshieldGuardrail(CustomGuardrail):
     ) -> RequestContext | None:
         """The gateway's view of a LiteLLM request; ``None`` for call types it does not handle.
 
-        Raises :class:`~distillshield.gateway.app.BadRequestError` for a malformed body.
+        Raises :class:`~distillshield.gateway._request.BadRequestError` for a malformed body.
         """
         endpoint = CALL_ENDPOINTS.get(call_type)
         if endpoint is None:
@@ -487,7 +499,8 @@ class DistillshieldGuardrail(CustomGuardrail):
         )
         tls = headers.get(self.tls_fingerprint_header.lower()) if self.tls_fingerprint_header else None
         user_agent = _str_or_none(meta.get("user_agent")) or _str_or_none(headers.get("user-agent"))
-        return RequestContext(
+        return request_context(
+            parsed,
             request_id=call_id,
             ts=ts,
             account_id=self.account_id(auth, data),
@@ -497,15 +510,6 @@ class DistillshieldGuardrail(CustomGuardrail):
             ip=_str_or_none(meta.get("requester_ip_address")) or "0.0.0.0",
             user_agent=user_agent,
             tls_fingerprint=_str_or_none(tls),
-            metadata=parsed.metadata,
-            conversation_id=parsed.conversation_id,
-            n_messages=parsed.n_messages,
-            system_prompt=parsed.system,
-            prompt=parsed.prompt,
-            tools=parsed.tools,
-            max_tokens=parsed.max_tokens,
-            temperature=parsed.temperature,
-            stream=parsed.stream,
         )
 
     # -- bookkeeping ----------------------------------------------------------------------
@@ -560,8 +564,6 @@ class DistillshieldGuardrail(CustomGuardrail):
         call_type: Any,
     ) -> dict[str, Any] | None:
         """Decide; raise ``HTTPException`` for block / throttle / refuse / fail-closed."""
-        from distillshield.gateway.app import BadRequestError
-
         key = self._call_id(data)
         try:
             ctx = self.build_context(user_api_key_dict, data, str(call_type), key)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from distillshield._pydantic_errors import format_validation_error
 from distillshield.errors import DistillShieldError
 from distillshield.gateway._types import Action, Decision
 
@@ -178,7 +179,7 @@ class Policy:
         try:
             model = _PolicyModel.model_validate(dict(data))
         except ValidationError as exc:
-            raise PolicyError(f"{source}: invalid policy: {_explain(exc)}") from exc
+            raise PolicyError(format_validation_error(exc, source, "policy")) from exc
         policy = cls(model, source)
         policy._check_examples()
         return policy
@@ -245,14 +246,6 @@ class Policy:
             protect_mode=mode,
             refuse_reasoning_request=refuse and facts.cot == "expose_reasoning",
         )
-
-
-def _explain(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
 
 
 def load_policy(path: str | Path) -> Policy:
