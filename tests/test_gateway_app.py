@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from distillshield.gateway import (
     load_config,
 )
 from distillshield.gateway._serve import serving
+from distillshield.gateway.config import ConfigError
 from distillshield.gateway.mock_upstream import MockConfig, make_mock_upstream
 from distillshield.gateway.verdicts import AccountVerdict
 
@@ -354,3 +356,53 @@ def test_admin_verify_endpoint(served: tuple[Harness, str]) -> None:
     bad = httpx.post(f"{url}/admin/verify", json={"pathway": "nope", "ip": "8.8.8.8"}, headers=auth)
     assert bad.status_code == 400 and bad.json()["field"]
     assert httpx.post(f"{url}/admin/verify", json=ok).status_code == 401
+
+
+def _peer_event(path: Path, ip: str) -> None:
+    path.write_text(
+        json.dumps(
+            {
+                "Event": {
+                    "info": "op-x",
+                    "Tag": [{"name": 'distillshield:producer="lab-b"'}],
+                    "Attribute": [
+                        {"type": "ip-src", "value": ip, "uuid": "7bcd8a1f-4e9c-4d8b-8fa0-5a6b7c8d9ea2"}
+                    ],
+                }
+            }
+        )
+    )
+
+
+def test_admin_verify_uses_peers_and_reloads_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``verify_peers``: indicators peers shared reach /admin/verify; an edited file is reloaded."""
+    monkeypatch.setenv("DISTILLSHIELD_ADMIN_TOKEN", ADMIN)
+    monkeypatch.setenv("DISTILLSHIELD_MARK_KEY", "test-mark-key")
+    monkeypatch.setenv("PEER_KEY", "00112233445566778899aabbccddeeff")
+    peers = tmp_path / "peer.json"
+    _peer_event(peers, "203.0.113.9")
+    h = Harness(tmp_path, verify_peers=[str(peers)], peer_key_env="PEER_KEY")
+    auth = {"authorization": f"Bearer {ADMIN}"}
+    req = {"pathway": "self_serve", "email": "dev@gmail.com", "ip": "203.0.113.9", "ts": 1_770_000_000}
+    other = {**req, "ip": "198.51.100.20"}
+    with serving(h.app) as url:
+        hit = httpx.post(f"{url}/admin/verify", json=req, headers=auth).json()
+        assert any(r.startswith("peer_indicator[lab-b/op-x by ip]") for r in hit["reasons"]), hit
+        miss = httpx.post(f"{url}/admin/verify", json=other, headers=auth).json()
+        assert not any(r.startswith("peer_indicator") for r in miss["reasons"]), miss
+        _peer_event(peers, "198.51.100.20")
+        os.utime(peers, (1, 2))  # a new mtime even within the file system's timestamp resolution
+        again = httpx.post(f"{url}/admin/verify", json=other, headers=auth).json()
+        assert any(r.startswith("peer_indicator[lab-b/op-x by ip]") for r in again["reasons"]), again
+        peers.write_text("{not json")
+        kept = httpx.post(f"{url}/admin/verify", json=other, headers=auth).json()
+        assert any(r.startswith("peer_indicator[lab-b/op-x by ip]") for r in kept["reasons"]), kept
+
+
+def test_unusable_peers_file_stops_the_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISTILLSHIELD_ADMIN_TOKEN", ADMIN)
+    bad = tmp_path / "peer.json"
+    bad.write_text("{not json")
+    h = Harness(tmp_path, verify_peers=[str(bad)])
+    with pytest.raises(ConfigError, match="verify_peers"):
+        asyncio.run(h.gw.startup())

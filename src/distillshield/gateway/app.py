@@ -26,6 +26,7 @@ import gc
 import json
 import logging
 import math
+import os
 import secrets
 import time
 import uuid
@@ -306,6 +307,8 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
         self._verifier: Any = None
         self._verifier_verdicts: VerdictSet | None = None
+        self._verifier_peers: tuple[tuple[str, float], ...] | None = None
+        self._peers_built: float | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     def _mtime(self) -> float:
@@ -335,6 +338,8 @@ class Gateway:
         return n
 
     async def startup(self) -> None:
+        if self.config.verify_peers:
+            self._load_peers()  # a peers' file that cannot be used stops the start, with its reason
         await self.load_keys_file()
         if self.exchange_log is None:
             self.exchange_log = self._open_log()
@@ -426,15 +431,57 @@ class Gateway:
         return policy
 
     def verifier(self) -> Any:
-        """The sign-up verifier, rebuilt when the verdicts change; velocity state carries over."""
+        """The sign-up verifier, rebuilt when the verdicts or the peers' files change (or the
+        peers' index is an hour old: expired indicators drop out); velocity state carries over."""
         from distillshield.access import Verifier
 
         current = self.engine.verdicts
-        if self._verifier is None or self._verifier_verdicts is not current:
+        peers_stamp = self._peers_stamp()
+        stale = self._peers_built is not None and time.monotonic() - self._peers_built > 3600.0
+        if (
+            self._verifier is None
+            or self._verifier_verdicts is not current
+            or peers_stamp != self._verifier_peers
+            or stale
+        ):
             old = self._verifier.state if self._verifier is not None else None
-            self._verifier = Verifier(verdicts=current, state=old)
+            try:
+                peers, key = self._load_peers() if self.config.verify_peers else (None, None)
+            except (ConfigError, OSError) as exc:
+                if self._verifier is None:
+                    raise
+                # a bad edit of a peers' file: keep answering with what was loaded before
+                log.error("verify_peers not reloaded, the previous indicators stay: %s", exc)
+                self._verifier_peers = peers_stamp
+                return self._verifier
+            self._verifier = Verifier(verdicts=current, state=old, peers=peers, peer_key=key)
             self._verifier_verdicts = current
+            self._verifier_peers = peers_stamp
         return self._verifier
+
+    def _peers_stamp(self) -> tuple[tuple[str, float], ...]:
+        out = []
+        for path in self.config.verify_peers:
+            try:
+                out.append((path, os.stat(path).st_mtime))
+            except OSError:
+                out.append((path, -1.0))
+        return tuple(out)
+
+    def _load_peers(self) -> tuple[Any, bytes | None]:
+        """Peers' indicators for the verifier; a bundle that cannot be used is a config error."""
+        from distillshield.intel import load_indicators
+        from distillshield.intel._keyed import parse_key
+        from distillshield.intel.peers import PeerIndex
+
+        secret = self.config.secret(self.config.peer_key_env)
+        key = parse_key(secret.encode("utf-8")) if secret else None
+        imported = load_indicators([Path(p) for p in self.config.verify_peers], community_key=key)
+        if imported.rejected:
+            raise ConfigError("verify_peers: " + "; ".join(imported.rejected))
+        self._peers_built = time.monotonic()
+        as_of = datetime.fromtimestamp(time.time(), UTC)
+        return PeerIndex(imported.indicators, as_of=as_of), key
 
     # -- identity -------------------------------------------------------------------------
     def _account_facts(self, account_id: str) -> KeyRecord | None:

@@ -70,6 +70,13 @@ class GatewayConfig(BaseModel):
         '{"key_sha256": ..., "account_id": ..., "pathway": ..., "payment_fingerprint": ...}',
     )
     key_cache_s: float = Field(30.0, ge=0, description="how long a resolved API key is cached in process")
+    verify_peers: list[str] = Field(
+        default_factory=list,
+        description="peers' STIX bundles / MISP events for /admin/verify (reloaded when a file changes)",
+    )
+    peer_key_env: str | None = Field(
+        None, description="env var holding the sharing community's key (peers' keyed payment hashes)"
+    )
     metrics_public: bool = Field(True, description="serve /metrics without the admin token")
     worker_id: str = Field("w0", description="this worker's name in the shared online state")
 

@@ -99,10 +99,10 @@ def meta_pairs(metadata: str | None) -> list[str]:
     return sorted(pairs)
 
 
-def read_key(path: str | Path) -> bytes:
-    """A community key from a file: 32+ hex digits are decoded, anything else is used as bytes
-    (a trailing newline is dropped). For the CLI's ``--key-file``."""
-    raw = Path(path).read_bytes().rstrip(b"\r\n")
+def parse_key(raw: bytes) -> bytes:
+    """A community key from its stored form: 32+ hex digits are decoded, anything else is used
+    as bytes (a trailing newline is dropped); too short a key is refused."""
+    raw = raw.rstrip(b"\r\n")
     text = raw.decode("ascii", errors="ignore").strip()
     if len(text) == len(raw) and len(text) >= 2 * MIN_KEY_BYTES and len(text) % 2 == 0:
         try:
@@ -110,3 +110,8 @@ def read_key(path: str | Path) -> bytes:
         except ValueError:
             pass
     return check_key(raw)
+
+
+def read_key(path: str | Path) -> bytes:
+    """A community key from a file (:func:`parse_key`). For the CLI's ``--key-file``."""
+    return parse_key(Path(path).read_bytes())
