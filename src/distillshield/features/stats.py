@@ -217,16 +217,29 @@ def stats_statements(
     acc = quote_name(accounts)
     label = _literal(chunk)
     night_lo, night_hi = NIGHT_HOURS
-    e = f"""WITH e AS (
-    SELECT x.account_id, x.request_id, x.ts, x.model, x.ip, x.user_agent, x.tls_fingerprint,
-           x.conversation_id, x.n_messages, x.input_tokens, x.output_tokens,
-           x.reasoning_tokens, x.max_tokens, x.metadata,
-           s.cot_elicit, s.capability, s.template_id, s.template_family,
-           n.ip_prefix, n.asn_name, n.ip_country, n.is_hosting, n.is_vpn
-    FROM {ex} AS x
-    LEFT JOIN {sig} AS s ON s.request_id = x.request_id
-    LEFT JOIN {enr} AS n ON n.request_id = x.request_id
-)"""
+
+    def e_cte(x_cols: str, s_cols: str = "", n_cols: str = "") -> str:
+        """The exchanges joined with their signals and enrichment, only the columns a
+        statement reads: the engine materialises this CTE (it is referenced several times),
+        and at seed scale a full-width copy of 23M rows spilled under a 6 GB limit."""
+        cols = ", ".join(c for c in (x_cols, s_cols, n_cols) if c)
+        joins = (f"\n    LEFT JOIN {sig} AS s ON s.request_id = x.request_id" if s_cols else "") + (
+            f"\n    LEFT JOIN {enr} AS n ON n.request_id = x.request_id" if n_cols else ""
+        )
+        return f"WITH e AS (\n    SELECT {cols}\n    FROM {ex} AS x{joins}\n)"
+
+    e_chunks = e_cte(
+        "x.account_id, x.request_id, x.ts, x.model, x.n_messages, x.input_tokens, x.output_tokens, "
+        "x.reasoning_tokens, x.max_tokens",
+        "s.cot_elicit, s.template_id",
+        "n.is_hosting, n.is_vpn",
+    )
+    e_vals = e_cte(
+        "x.account_id, x.ts, x.ip, x.user_agent, x.tls_fingerprint, x.conversation_id, x.metadata",
+        "s.capability, s.template_id, s.template_family",
+        "n.ip_prefix, n.asn_name, n.ip_country",
+    )
+    e_bins = e_cte("x.account_id, x.ts, x.ip", "", "n.ip_prefix")
     if releases is None:
         rel_cte = "rp AS (SELECT CAST(NULL AS VARCHAR) AS account_id, 0 AS rel_n, 0 AS rel_new WHERE 1 = 0)"
     else:
@@ -238,7 +251,7 @@ def stats_statements(
     GROUP BY e.account_id
 )"""
     local = "(hour(e.ts) + minute(e.ts) / 60.0 + tz.utc_offset + 24) % 24"
-    chunks = f"""{e},
+    chunks = f"""{e_chunks},
 g AS (
     SELECT account_id,
            date_diff('microsecond',
@@ -302,14 +315,15 @@ LEFT JOIN rp ON rp.account_id = b.account_id"""
         "FROM e WHERE metadata IS NOT NULL) m GROUP BY account_id, val"
     )
     vals = (
-        f"{e}\nSELECT {label} AS chunk, account_id, kind, val, c FROM (\n"
+        f"{e_vals}\nSELECT {label} AS chunk, account_id, kind, val, c FROM (\n"
         + "\nUNION ALL\n".join(parts)
         + "\n) v"
     )
 
     w = float(p.window_hours) * 3600.0
     bins = (
-        f"{e},\nu AS (SELECT 'ip' AS kind, ip AS val, account_id, ts FROM e WHERE ip IS NOT NULL UNION ALL "
+        f"{e_bins},\nu AS (SELECT 'ip' AS kind, ip AS val, account_id, ts FROM e WHERE ip IS NOT NULL "
+        "UNION ALL "
         "SELECT 'prefix' AS kind, ip_prefix AS val, account_id, ts FROM e WHERE ip_prefix IS NOT NULL)\n"
         f"SELECT {label} AS chunk, kind, val, account_id, CAST(floor(epoch(ts) / {w!r}) AS BIGINT) AS bin, "
         "min(epoch(ts)) AS t0, max(epoch(ts)) AS t1 "
