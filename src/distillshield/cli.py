@@ -727,19 +727,21 @@ _TaxiiPassOpt = Annotated[
 
 
 def _peer_index(sources: list[Path], key: bytes | None, *, as_of: datetime | None) -> Any:
-    """Peers' bundles as the verifier's indicator index; rejected sources are errors.
+    """Peers' bundles as the verifier's indicator index; a rejected source is an error.
 
     ``as_of``: indicators that expired before it are left out (the request's time).
     """
-    from distillshield.intel import load_indicators
-    from distillshield.intel.peers import PeerIndex
+    from distillshield.intel import IntelError
+    from distillshield.intel.peers import load_peer_index
 
-    imported = load_indicators(sources, community_key=key)
-    if imported.rejected:
-        _fail("--peers: " + "; ".join(imported.rejected))
-    for msg in imported.skipped[:20]:
+    try:
+        index, skipped = load_peer_index(sources, community_key=key, as_of=as_of)
+    except IntelError as exc:
+        _fail(f"--peers: {exc}")
+        raise
+    for msg in skipped[:20]:
         err.print(f"skipped: {msg}", highlight=False, soft_wrap=True)
-    return PeerIndex(imported.indicators, as_of=as_of)
+    return index
 
 
 def _key(path: Path | None, required: bool = True) -> bytes | None:

@@ -470,18 +470,20 @@ class Gateway:
 
     def _load_peers(self) -> tuple[Any, bytes | None]:
         """Peers' indicators for the verifier; a bundle that cannot be used is a config error."""
-        from distillshield.intel import load_indicators
+        from distillshield.intel import IntelError
         from distillshield.intel._keyed import parse_key
-        from distillshield.intel.peers import PeerIndex
+        from distillshield.intel.peers import load_peer_index
 
         secret = self.config.secret(self.config.peer_key_env)
         key = parse_key(secret.encode("utf-8")) if secret else None
-        imported = load_indicators([Path(p) for p in self.config.verify_peers], community_key=key)
-        if imported.rejected:
-            raise ConfigError("verify_peers: " + "; ".join(imported.rejected))
-        self._peers_built = time.monotonic()
         as_of = datetime.fromtimestamp(time.time(), UTC)
-        return PeerIndex(imported.indicators, as_of=as_of), key
+        try:
+            paths = [Path(p) for p in self.config.verify_peers]
+            index, _ = load_peer_index(paths, community_key=key, as_of=as_of)
+        except IntelError as exc:
+            raise ConfigError(f"verify_peers: {exc}") from exc
+        self._peers_built = time.monotonic()
+        return index, key
 
     # -- identity -------------------------------------------------------------------------
     def _account_facts(self, account_id: str) -> KeyRecord | None:

@@ -35,6 +35,7 @@ __all__ = [
     "Indicator",
     "VerdictSet",
     "build_verdicts",
+    "specific_values",
 ]
 
 #: Indicator kinds the gateway can check on a live request (and where the value comes from).
@@ -211,23 +212,44 @@ def _specific_indicators(
             pa.table({"account_id": list(members), "campaign_id": list(members.values())}),
         )
         for kind in kinds:
-            sql = f"""
-                WITH pairs AS ({_INDICATOR_SQL[kind]}),
-                users AS (SELECT p.value, p.account_id, m.campaign_id FROM pairs p
-                          LEFT JOIN members m USING (account_id)),
-                per AS (SELECT value, campaign_id, count(DISTINCT account_id) AS n FROM users
-                        WHERE campaign_id IS NOT NULL GROUP BY 1, 2),
-                tot AS (SELECT value, count(DISTINCT account_id) AS n FROM users GROUP BY 1)
-                SELECT per.value, per.campaign_id, per.n AS members, per.n / tot.n AS specificity
-                FROM per JOIN tot USING (value)
-                WHERE per.n >= {int(min_members)} AND per.n / tot.n >= {float(min_specificity)}
-            """
-            for value, cid, n, spec in _rows(backend.query(sql)):
-                key = (kind, str(value))
-                best = out.get(key)
-                if best is None or n > best.members:
-                    out[key] = Indicator(kind, str(value), str(cid), int(n), float(spec))
+            best = specific_values(
+                backend,
+                _INDICATOR_SQL[kind],
+                "members",
+                min_members=min_members,
+                min_specificity=min_specificity,
+            )
+            for value, (cid, n, spec) in best.items():
+                out[(kind, value)] = Indicator(kind, value, cid, n, spec)
     return out
+
+
+def specific_values(
+    backend: Any, pairs_sql: str, members: str, *, min_members: int, min_specificity: float
+) -> dict[str, tuple[str, int, float]]:
+    """value -> (campaign id, members, specificity) for the values of ``pairs_sql``
+    (``account_id, value`` rows) used by >= ``min_members`` members of one campaign and whose
+    users are at least ``min_specificity`` members of it. ``members``: a registered table
+    ``(account_id, campaign_id)``. A value specific to two campaigns goes to the one with more
+    members using it (ties: the smaller campaign id), so the answer is deterministic.
+    Shared by the gateway's verdicts and the intel export: one rule for "specific"."""
+    sql = f"""
+        WITH pairs AS ({pairs_sql}),
+        users AS (SELECT p.value, p.account_id, m.campaign_id FROM pairs p
+                  LEFT JOIN {members} m USING (account_id)),
+        per AS (SELECT value, campaign_id, count(DISTINCT account_id) AS n FROM users
+                WHERE campaign_id IS NOT NULL GROUP BY 1, 2),
+        tot AS (SELECT value, count(DISTINCT account_id) AS n FROM users GROUP BY 1)
+        SELECT per.value, per.campaign_id, per.n AS members, per.n / tot.n AS specificity
+        FROM per JOIN tot USING (value)
+        WHERE per.n >= {int(min_members)} AND per.n / tot.n >= {float(min_specificity)}
+        ORDER BY 1, 2
+    """
+    best: dict[str, tuple[str, int, float]] = {}
+    for value, cid, n, spec in _rows(backend.query(sql)):
+        if str(value) not in best or int(n) > best[str(value)][1]:
+            best[str(value)] = (str(cid), int(n), float(spec))
+    return best
 
 
 def _rows(table: Any) -> list[tuple[Any, ...]]:

@@ -180,6 +180,7 @@ def _measure(
     prompt of a campaign member) of each exported template id."""
     from distillshield.backends import open_backend
     from distillshield.features.account import register_dataset
+    from distillshield.gateway.verdicts import specific_values
 
     extra: list[tuple[str, str, str, int, float]] = []
     fingerprints: dict[str, tuple[tuple[int, ...], int, str | None, str | None]] = {}
@@ -191,22 +192,9 @@ def _measure(
         for kind, src in _EXTRA_SQL.items():
             if kind == "asn" and not asn:
                 continue
-            sql = f"""
-                WITH pairs AS ({src}),
-                users AS (SELECT p.value, p.account_id, m.campaign_id FROM pairs p
-                          LEFT JOIN _ds_members m USING (account_id)),
-                per AS (SELECT value, campaign_id, count(DISTINCT account_id) AS n FROM users
-                        WHERE campaign_id IS NOT NULL GROUP BY 1, 2),
-                tot AS (SELECT value, count(DISTINCT account_id) AS n FROM users GROUP BY 1)
-                SELECT per.value, per.campaign_id, per.n AS members, per.n / tot.n AS specificity
-                FROM per JOIN tot USING (value)
-                WHERE per.n >= {int(min_members)} AND per.n / tot.n >= {float(min_specificity)}
-                ORDER BY 1, 2
-            """
-            best: dict[str, tuple[str, int, float]] = {}
-            for value, cid, n, spec in _rows(backend.query(sql)):
-                if str(value) not in best or int(n) > best[str(value)][1]:
-                    best[str(value)] = (str(cid), int(n), float(spec))
+            best = specific_values(
+                backend, src, "_ds_members", min_members=min_members, min_specificity=min_specificity
+            )
             extra += [(kind, v, c, n, s) for v, (c, n, s) in best.items()]
         if templates:
             fingerprints = _template_fingerprints(backend, data, templates, share_content=share_content)

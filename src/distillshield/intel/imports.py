@@ -24,7 +24,7 @@ import copy
 import ipaddress
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -432,18 +432,26 @@ def _constants(rhs: Any) -> list[Any]:
     return [_unescape(v.value) if isinstance(v.value, str) else v.value for v in vals]
 
 
+def _alternatives(
+    operands: Any, terms: Callable[[Any, list[str]], list[_Term]], unsupported: list[str]
+) -> list[_Term]:
+    """The terms of an OR: alternatives we cannot evaluate are noted and skipped (the others
+    still match); an OR with none left is unsupported as a whole."""
+    out: list[_Term] = []
+    for op in operands:
+        try:
+            out += terms(op, unsupported)
+        except _UnsupportedError as exc:
+            unsupported.append(str(exc))
+    if not out:
+        raise _UnsupportedError("no alternative of the OR can be evaluated")
+    return out
+
+
 def _observation_terms(expr: Any, unsupported: list[str]) -> list[_Term]:
     name = type(expr).__name__
     if name == "OrObservationExpression":
-        out: list[_Term] = []
-        for op in expr.operands:
-            try:
-                out += _observation_terms(op, unsupported)
-            except _UnsupportedError as exc:
-                unsupported.append(str(exc))
-        if not out:
-            raise _UnsupportedError("no alternative of the OR can be evaluated")
-        return out
+        return _alternatives(expr.operands, _observation_terms, unsupported)
     if name == "ParentheticalExpression":
         return _observation_terms(expr.expression, unsupported)
     if name == "ObservationExpression":
@@ -460,15 +468,7 @@ def _comparison_terms(expr: Any, unsupported: list[str]) -> list[_Term]:
     if name == "ParentheticalExpression":
         return _comparison_terms(expr.expression, unsupported)
     if name == "OrBooleanExpression":
-        out: list[_Term] = []
-        for op in expr.operands:
-            try:
-                out += _comparison_terms(op, unsupported)
-            except _UnsupportedError as exc:
-                unsupported.append(str(exc))
-        if not out:
-            raise _UnsupportedError("no alternative of the OR can be evaluated")
-        return out
+        return _alternatives(expr.operands, _comparison_terms, unsupported)
     if name == "AndBooleanExpression":
         return [_conjunction(list(_flatten_and(expr)))]
     return _atom(expr)

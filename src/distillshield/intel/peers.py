@@ -27,10 +27,12 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from datetime import datetime
+from pathlib import Path
 
-from distillshield.intel.imports import IndicatorSet, IntelIndicator
+from distillshield.intel._common import IntelError
+from distillshield.intel.imports import IndicatorSet, IntelIndicator, load_indicators
 
-__all__ = ["PeerIndex"]
+__all__ = ["PeerIndex", "load_peer_index"]
 
 _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -110,3 +112,18 @@ class PeerIndex:
                     return label
             return None
         return None
+
+
+def load_peer_index(
+    sources: list[Path], *, community_key: bytes | None, as_of: datetime | None
+) -> tuple[PeerIndex, list[str]]:
+    """Peers' bundles / MISP events as a :class:`PeerIndex`, and the skipped objects' reasons.
+
+    A rejected source is an :class:`~distillshield.intel.IntelError` naming it, not an empty
+    peer set: a verifier silently running without the peers it was configured with would
+    look like one that checks them.
+    """
+    imported = load_indicators(sources, community_key=community_key)
+    if imported.rejected:
+        raise IntelError("; ".join(imported.rejected))
+    return PeerIndex(imported.indicators, as_of=as_of), list(imported.skipped)
