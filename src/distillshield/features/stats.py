@@ -51,7 +51,9 @@ from distillshield.backends import Backend
 
 __all__ = [
     "METADATA_PAIR",
+    "ROWS_TABLE",
     "STATS_SCHEMAS",
+    "VAL_GROUPS",
     "VAL_KINDS",
     "StatsNames",
     "StatsParams",
@@ -84,24 +86,44 @@ COUNTRY_UTC_OFFSET: dict[str, float] = {
     "AU": 10.0, "NZ": 12.0,
 }  # fmt: skip
 
-#: Value kinds in ``vals`` and the expression (over the joined exchange rows ``e``) of each.
-VAL_KINDS: dict[str, str] = {
-    "date": "CAST(CAST(ts AS DATE) AS VARCHAR)",
-    "hour": "CAST(hour(ts) AS VARCHAR)",
-    "conversation": "conversation_id",
-    "template": "template_id",
-    "capability": "capability",
-    "family": "template_family",
-    "ip": "ip",
-    "prefix": "ip_prefix",
-    "asn": "asn_name",
-    "country": "ip_country",
-    "ua": "user_agent",
-    "tls": "tls_fingerprint",
-    # null when either part is (|| propagates null); no CASE around md5: DuckDB 1.5 can
-    # deadlock grouping by CASE ... md5(...) END over a joined CTE (seen at seed scale)
-    "client": "md5(user_agent || chr(31) || tls_fingerprint)",
+#: Value kinds in ``vals``, grouped by the pass over the exchange rows that yields them.
+#: Each group is one ``GROUP BY account_id, <columns>`` over the joined exchanges; its kinds
+#: are rolled up from that (much smaller) result. Grouping the wide rows once per family
+#: instead of once per kind is what keeps the statistics pass linear with a small constant:
+#: at seed scale (23M exchanges) the fourteen per-kind hash aggregations over the full rows
+#: were most of a scan's time. Which kinds share a group is about cardinality only — the
+#: network columns are functions of the address, the template family and capability of the
+#: template, so the combined keys are barely more numerous than the finest of them.
+VAL_GROUPS: dict[str, dict[str, str]] = {
+    # hour buckets; the date and the hour of day are read off the bucket, not cast per row
+    "time": {"date": "CAST(CAST(hb AS DATE) AS VARCHAR)", "hour": "CAST(hour(hb) AS VARCHAR)"},
+    "net": {"ip": "ip", "prefix": "ip_prefix", "asn": "asn_name", "country": "ip_country"},
+    "client": {
+        "ua": "user_agent",
+        "tls": "tls_fingerprint",
+        # null when either part is (|| propagates null); hashed once per distinct pair
+        "client": "md5(user_agent || chr(31) || tls_fingerprint)",
+    },
+    "content": {"template": "template_id", "family": "template_family", "capability": "capability"},
+    "conversation": {"conversation": "conversation_id"},
 }
+
+#: The per-row key each group aggregates over, as ``(expression, name)`` pairs (``hb``: the
+#: request's UTC hour).
+_GROUP_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "time": (("date_trunc('hour', ts)", "hb"),),
+    "net": (("ip", "ip"), ("ip_prefix", "ip_prefix"), ("asn_name", "asn_name"), ("ip_country", "ip_country")),
+    "client": (("user_agent", "user_agent"), ("tls_fingerprint", "tls_fingerprint")),
+    "content": (
+        ("template_id", "template_id"),
+        ("template_family", "template_family"),
+        ("capability", "capability"),
+    ),
+    "conversation": (("conversation_id", "conversation_id"),),
+}
+
+#: Every value kind in ``vals`` (``metadata`` comes from its own regular-expression pass).
+VAL_KINDS: tuple[str, ...] = (*(k for g in VAL_GROUPS.values() for k in g), "metadata")
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -198,6 +220,58 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+#: What each statistics table reads of the joined rows: exchange (``x``), signal (``s``) and
+#: enrichment (``n``) columns. The ``rows`` statement joins the union of what the requested
+#: tables read, once.
+_READS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+    "chunks": (
+        (
+            "account_id",
+            "ts",
+            "model",
+            "n_messages",
+            "input_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+            "max_tokens",
+        ),
+        ("cot_elicit", "template_id"),
+        ("is_hosting", "is_vpn"),
+    ),
+    "vals": (
+        ("account_id", "ts", "ip", "user_agent", "tls_fingerprint", "conversation_id", "metadata"),
+        ("capability", "template_id", "template_family"),
+        ("ip_prefix", "asn_name", "ip_country"),
+    ),
+    "bins": (("account_id", "ts", "ip"), (), ("ip_prefix",)),
+    "activity": (("account_id", "ts"), (), ()),
+}
+
+#: Where :func:`compute_stats` materialises the joined rows while it takes the statistics.
+ROWS_TABLE = "_ds_st_rows"
+
+
+def _rows_statement(ex: str, sig: str, enr: str, tables: tuple[str, ...]) -> str:
+    """The exchanges joined with their signals and enrichment: only the columns ``tables``
+    read, one join for all of them.
+
+    The join on ``request_id`` is the costliest step of the statistics pass (at seed scale
+    ~50 s per join against ~5 s per aggregation over the joined rows), so it runs once and
+    the statements read its result, instead of each statement joining for itself. Only
+    the columns read are kept: a full-width copy of 23M rows spilled under a 6 GB limit.
+    """
+    picked: list[list[str]] = [[], [], []]
+    for t in tables:
+        for i, reads in enumerate(_READS[t]):
+            picked[i].extend(c for c in reads if c not in picked[i])
+    x_cols, s_cols, n_cols = picked
+    cols = ", ".join([f"x.{c}" for c in x_cols] + [f"s.{c}" for c in s_cols] + [f"n.{c}" for c in n_cols])
+    joins = (f"\nLEFT JOIN {sig} AS s ON s.request_id = x.request_id" if s_cols else "") + (
+        f"\nLEFT JOIN {enr} AS n ON n.request_id = x.request_id" if n_cols else ""
+    )
+    return f"SELECT {cols}\nFROM {ex} AS x{joins}"
+
+
 def stats_statements(
     *,
     exchanges: str = "ex",
@@ -207,56 +281,39 @@ def stats_statements(
     releases: str | None = "rel",
     chunk: str = "all",
     params: StatsParams | None = None,
+    rows: str = ROWS_TABLE,
+    tables: tuple[str, ...] = tuple(STATS_SCHEMAS),
 ) -> dict[str, str]:
-    """One SELECT (reference dialect) per statistics table, over the registered inputs.
+    """One SELECT (reference dialect) per statistics table, plus ``rows``.
 
-    ``releases=None``: no release calendar (release-window counts are zero).
+    ``rows`` is the join of the registered exchanges, signals and enrichment (the columns
+    ``tables`` read); the statistics statements read it from the table named ``rows``, so
+    it must be created first (:func:`compute_stats` does). ``releases=None``: no release
+    calendar (release-window counts are zero).
     """
     p = params or StatsParams()
     ex, sig, enr = quote_name(exchanges), quote_name(signals), quote_name(enrichment)
     acc = quote_name(accounts)
+    e = f"{quote_name(rows)} AS e"
     label = _literal(chunk)
     night_lo, night_hi = NIGHT_HOURS
 
-    def e_cte(x_cols: str, s_cols: str = "", n_cols: str = "") -> str:
-        """The exchanges joined with their signals and enrichment, only the columns a
-        statement reads: the engine materialises this CTE (it is referenced several times),
-        and at seed scale a full-width copy of 23M rows spilled under a 6 GB limit."""
-        cols = ", ".join(c for c in (x_cols, s_cols, n_cols) if c)
-        joins = (f"\n    LEFT JOIN {sig} AS s ON s.request_id = x.request_id" if s_cols else "") + (
-            f"\n    LEFT JOIN {enr} AS n ON n.request_id = x.request_id" if n_cols else ""
-        )
-        return f"WITH e AS (\n    SELECT {cols}\n    FROM {ex} AS x{joins}\n)"
-
-    e_chunks = e_cte(
-        "x.account_id, x.request_id, x.ts, x.model, x.n_messages, x.input_tokens, x.output_tokens, "
-        "x.reasoning_tokens, x.max_tokens",
-        "s.cot_elicit, s.template_id",
-        "n.is_hosting, n.is_vpn",
-    )
-    e_vals = e_cte(
-        "x.account_id, x.ts, x.ip, x.user_agent, x.tls_fingerprint, x.conversation_id, x.metadata",
-        "s.capability, s.template_id, s.template_family",
-        "n.ip_prefix, n.asn_name, n.ip_country",
-    )
-    e_bins = e_cte("x.account_id, x.ts, x.ip", "", "n.ip_prefix")
     if releases is None:
         rel_cte = "rp AS (SELECT CAST(NULL AS VARCHAR) AS account_id, 0 AS rel_n, 0 AS rel_new WHERE 1 = 0)"
     else:
         rel_cte = f"""rp AS (
     SELECT e.account_id, count(*) AS rel_n,
            sum(CASE WHEN e.model = r.model THEN 1 ELSE 0 END) AS rel_new
-    FROM e JOIN {quote_name(releases)} AS r
+    FROM {e} JOIN {quote_name(releases)} AS r
       ON e.ts >= r.released_at AND e.ts < r.released_at + INTERVAL {RELEASE_WINDOW_HOURS} HOUR
     GROUP BY e.account_id
 )"""
     local = "(hour(e.ts) + minute(e.ts) / 60.0 + tz.utc_offset + 24) % 24"
-    chunks = f"""{e_chunks},
-g AS (
+    chunks = f"""WITH g AS (
     SELECT account_id,
            date_diff('microsecond',
-                     lag(ts) OVER (PARTITION BY account_id ORDER BY ts, request_id), ts) / 1000000.0 AS gap_s
-    FROM e
+                     lag(ts) OVER (PARTITION BY account_id ORDER BY ts), ts) / 1000000.0 AS gap_s
+    FROM {e}
 ),
 gm AS (
     SELECT account_id, count(gap_s) AS gap_n, avg(gap_s) AS gap_mean,
@@ -266,7 +323,7 @@ gm AS (
 night AS (
     SELECT e.account_id,
            sum(CASE WHEN {local} >= {night_lo} AND {local} < {night_hi} THEN 1 ELSE 0 END) AS night_n
-    FROM e
+    FROM {e}
     JOIN {acc} AS a ON a.account_id = e.account_id
     JOIN {_offsets_values()} ON tz.country = upper(a.declared_country)
     GROUP BY e.account_id
@@ -291,7 +348,7 @@ b AS (
            count(is_hosting) AS hosting_den,
            sum(CASE WHEN is_vpn THEN 1 ELSE 0 END) AS vpn_num,
            count(is_vpn) AS vpn_den
-    FROM e GROUP BY account_id
+    FROM {e} GROUP BY account_id
 )
 SELECT {label} AS chunk, b.account_id, b.n, b.first_ts, b.last_ts,
        CAST(b.input_tokens AS BIGINT) AS input_tokens, CAST(b.output_tokens AS BIGINT) AS output_tokens,
@@ -304,27 +361,42 @@ LEFT JOIN gm ON gm.account_id = b.account_id
 LEFT JOIN night ON night.account_id = b.account_id
 LEFT JOIN rp ON rp.account_id = b.account_id"""
 
+    groups = [
+        f"g_{name} AS (SELECT account_id, "
+        + ", ".join(f"{expr} AS {col}" for expr, col in keys)
+        + f", count(*) AS c FROM {e} GROUP BY account_id, "
+        + ", ".join(expr for expr, _ in keys)
+        + ")"
+        for name, keys in _GROUP_KEYS.items()
+    ]
     parts = [
-        f"SELECT account_id, '{kind}' AS kind, {expr} AS val, count(*) AS c FROM e "
+        # a kind that is its group's whole key is already aggregated (no second pass over,
+        # e.g., millions of single-turn conversation ids)
+        f"SELECT account_id, '{kind}' AS kind, {expr} AS val, c FROM g_{name} WHERE {expr} IS NOT NULL"
+        if _GROUP_KEYS[name] == ((expr, expr),)
+        else f"SELECT account_id, '{kind}' AS kind, {expr} AS val, sum(c) AS c FROM g_{name} "
         f"WHERE {expr} IS NOT NULL GROUP BY account_id, {expr}"
-        for kind, expr in VAL_KINDS.items()
+        for name, kinds in VAL_GROUPS.items()
+        for kind, expr in kinds.items()
     ]
     parts.append(
         "SELECT account_id, 'metadata' AS kind, val, count(*) AS c FROM ("
         f"SELECT account_id, unnest(regexp_extract_all(metadata, '{METADATA_PAIR}')) AS val "
-        "FROM e WHERE metadata IS NOT NULL) m GROUP BY account_id, val"
+        f"FROM {e} WHERE metadata IS NOT NULL) m GROUP BY account_id, val"
     )
     vals = (
-        f"{e_vals}\nSELECT {label} AS chunk, account_id, kind, val, c FROM (\n"
+        "WITH "
+        + ",\n".join(groups)
+        + f"\nSELECT {label} AS chunk, account_id, kind, val, CAST(c AS BIGINT) AS c FROM (\n"
         + "\nUNION ALL\n".join(parts)
         + "\n) v"
     )
 
     w = float(p.window_hours) * 3600.0
     bins = (
-        f"{e_bins},\nu AS (SELECT 'ip' AS kind, ip AS val, account_id, ts FROM e WHERE ip IS NOT NULL "
+        f"WITH u AS (SELECT 'ip' AS kind, ip AS val, account_id, ts FROM {e} WHERE ip IS NOT NULL "
         "UNION ALL "
-        "SELECT 'prefix' AS kind, ip_prefix AS val, account_id, ts FROM e WHERE ip_prefix IS NOT NULL)\n"
+        f"SELECT 'prefix' AS kind, ip_prefix AS val, account_id, ts FROM {e} WHERE ip_prefix IS NOT NULL)\n"
         f"SELECT {label} AS chunk, kind, val, account_id, CAST(floor(epoch(ts) / {w!r}) AS BIGINT) AS bin, "
         "min(epoch(ts)) AS t0, max(epoch(ts)) AS t1 "
         f"FROM u GROUP BY kind, val, account_id, CAST(floor(epoch(ts) / {w!r}) AS BIGINT)"
@@ -333,9 +405,13 @@ LEFT JOIN rp ON rp.account_id = b.account_id"""
     sbin = f"CAST(floor(epoch(ts) / {s!r}) AS BIGINT)"
     activity = (
         f"SELECT {label} AS chunk, account_id, {sbin} AS bin, count(*) AS c "
-        f"FROM {ex} GROUP BY account_id, {sbin}"
+        f"FROM {e} GROUP BY account_id, {sbin}"
     )
-    return {"chunks": chunks, "vals": vals, "bins": bins, "activity": activity}
+    built = {"chunks": chunks, "vals": vals, "bins": bins, "activity": activity}
+    unknown = set(tables) - set(built)
+    if unknown:
+        raise ValueError(f"unknown statistics table(s) {sorted(unknown)}; known: {list(built)}")
+    return {"rows": _rows_statement(ex, sig, enr, tables), **{t: built[t] for t in built if t in tables}}
 
 
 def compute_stats(
@@ -366,11 +442,18 @@ def compute_stats(
         releases=releases,
         chunk=chunk,
         params=params,
+        rows=ROWS_TABLE,
+        tables=tables,
     )
     target = into or StatsNames(*(f"_ds_st_fetch_{key}" for key in STATS_SCHEMAS))
-    for key, name in target.items():
-        if key in tables:
-            backend.execute(f"CREATE OR REPLACE TABLE {quote_name(name)} AS {sql[key]}")
+    backend.execute(f"CREATE OR REPLACE TABLE {quote_name(ROWS_TABLE)} AS {sql['rows']}")
+    try:
+        for key, name in target.items():
+            if key in tables:
+                backend.execute(f"CREATE OR REPLACE TABLE {quote_name(name)} AS {sql[key]}")
+    finally:
+        # the joined rows are the largest thing a scan holds; the statistics replace them
+        backend.execute(f"DROP TABLE IF EXISTS {quote_name(ROWS_TABLE)}")
     if into is not None:
         return {}
     # Materialised first, then fetched: DuckDB 1.5 can deadlock streaming the Arrow result of
