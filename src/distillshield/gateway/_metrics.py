@@ -45,6 +45,11 @@ class GatewayMetrics:
         self.fail_mode_applied = Counter(
             "distillshield_fail_mode_applied", "Requests decided by the fail mode", ["mode"], registry=r
         )
+        self.online_synced = Counter(
+            "distillshield_online_synced",
+            "Accounts whose online state was exchanged with the other workers through the store",
+            registry=r,
+        )
         self.store_degraded = Gauge(
             "distillshield_store_degraded", "1 while the shared store is unreachable", registry=r
         )

@@ -9,6 +9,11 @@ legitimate customer's request (docs/gateway.md, "failure modes").
 
 Keys are stored by SHA-256 of the secret, never in clear: a leaked store does not leak
 credentials.
+
+Online state: per account, one blob per worker (the worker's own events only, never merged
+with others'), so any worker merges the others' blobs with its own without counting an event
+twice (docs/gateway.md, "Online state across workers"). Redis keeps them in one hash per
+account that expires ``ONLINE_TTL_S`` after the account's last write by any worker.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 __all__ = [
+    "ONLINE_TTL_S",
     "KeyRecord",
     "MemoryStore",
     "RedisStore",
@@ -28,6 +35,10 @@ __all__ = [
     "hash_key",
     "open_store",
 ]
+
+
+#: How long an account's online state stays in Redis after its last write (any worker's).
+ONLINE_TTL_S = 7 * 86_400
 
 
 class StoreUnavailable(RuntimeError):  # noqa: N818 - reads as a condition, like ConnectionRefused
@@ -81,6 +92,14 @@ class Store(Protocol):
 
     async def get_online(self, account_id: str) -> dict[str, bytes]:
         """Every worker's online state of an account: merged, they are the fleet's view."""
+        ...
+
+    async def put_online_many(self, worker: str, states: Mapping[str, bytes]) -> None:
+        """:meth:`put_online` for many accounts at once (account -> blob; one round trip)."""
+        ...
+
+    async def get_online_many(self, account_ids: Sequence[str]) -> dict[str, dict[str, bytes]]:
+        """:meth:`get_online` for many accounts at once (accounts with no state are left out)."""
         ...
 
     async def ping(self) -> None: ...
@@ -137,6 +156,13 @@ class MemoryStore:
 
     async def get_online(self, account_id: str) -> dict[str, bytes]:
         return dict(self._online.get(account_id, {}))
+
+    async def put_online_many(self, worker: str, states: Mapping[str, bytes]) -> None:
+        for account_id, blob in states.items():
+            self._online.setdefault(account_id, {})[worker] = blob
+
+    async def get_online_many(self, account_ids: Sequence[str]) -> dict[str, dict[str, bytes]]:
+        return {a: dict(self._online[a]) for a in account_ids if self._online.get(a)}
 
     async def ping(self) -> None:
         return None
@@ -220,15 +246,31 @@ class RedisStore:
         return wait if math.isfinite(wait) else 0.0
 
     async def put_online(self, account_id: str, worker: str, blob: bytes) -> None:
-        key = self._k("online", account_id)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(key, worker, blob)
-        pipe.expire(key, 7 * 86_400)
-        await self._call("put online state", pipe.execute())
+        await self.put_online_many(worker, {account_id: blob})
 
     async def get_online(self, account_id: str) -> dict[str, bytes]:
-        raw = await self._call("get online state", self._redis.hgetall(self._k("online", account_id)))
-        return {bytes(k).decode(): bytes(v) for k, v in raw.items()}
+        return (await self.get_online_many([account_id])).get(account_id, {})
+
+    async def put_online_many(self, worker: str, states: Mapping[str, bytes]) -> None:
+        # one pipeline, not a transaction: each account's hash is independent; the TTL is the
+        # hash's, renewed by every write (a per-field TTL needs Redis 7.4's HEXPIRE)
+        pipe = self._redis.pipeline(transaction=False)
+        for account_id, blob in states.items():
+            key = self._k("online", account_id)
+            pipe.hset(key, worker, blob)
+            pipe.expire(key, ONLINE_TTL_S)
+        await self._call("put online state", pipe.execute())
+
+    async def get_online_many(self, account_ids: Sequence[str]) -> dict[str, dict[str, bytes]]:
+        pipe = self._redis.pipeline(transaction=False)
+        for account_id in account_ids:
+            pipe.hgetall(self._k("online", account_id))
+        raw = await self._call("get online state", pipe.execute())
+        return {
+            a: {bytes(k).decode(): bytes(v) for k, v in r.items()}
+            for a, r in zip(account_ids, raw, strict=True)
+            if r
+        }
 
     async def ping(self) -> None:
         await self._call("ping", self._redis.ping())

@@ -9,7 +9,9 @@ crash-safe log → learn online. Decisions are explained in ``x-distillshield-ac
 
 The upstream is an injectable :class:`httpx.AsyncBaseTransport` so tests and benchmarks
 never touch the network. Background tasks poll the shared store for new batch verdicts and
-the policy file for edits: both are swapped in without a restart.
+the policy file for edits: both are swapped in without a restart. Another shares the
+per-account online state with the other workers through the store (``_share.py``), so the
+online risk model sees an account's traffic fleet-wide, never touching the store per request.
 
 Failure modes (``fail_mode`` in the policy): when the shared store is unreachable, ``open``
 keeps serving with the last known verdicts and in-process rate limits; ``closed`` answers
@@ -28,6 +30,7 @@ import logging
 import math
 import os
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -51,6 +54,7 @@ from distillshield.gateway._request import (
     parse_responses,
     request_context,
 )
+from distillshield.gateway._share import OnlineShare
 from distillshield.gateway._store import KeyRecord, MemoryStore, StoreUnavailable, hash_key, open_store
 from distillshield.gateway._types import Action, Decision, RequestContext
 from distillshield.gateway._upstream import (
@@ -63,6 +67,7 @@ from distillshield.gateway._upstream import (
 from distillshield.gateway.config import ConfigError, GatewayConfig
 from distillshield.gateway.engine import Engine
 from distillshield.gateway.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
+from distillshield.gateway.risk import OnlineRisk
 from distillshield.gateway.verdicts import VerdictSet, build_verdicts
 
 __all__ = ["BadRequestError", "Gateway", "create_app", "parse_chat", "parse_responses"]
@@ -272,6 +277,7 @@ class Gateway:
         self.config = config
         self.clock = clock
         self.perf_clock = perf_clock
+        shared_store = store is not None
         self.store = (
             store if store is not None else open_store(config.store, timeout_s=config.store_timeout_s)
         )
@@ -285,6 +291,16 @@ class Gateway:
         if config.verdicts:
             self.engine.set_verdicts(build_verdicts(config.verdicts))
         self._verdict_version: str | None = None
+        self.worker_id = config.worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        # per-account online state shared through the store; a memory:// store the gateway
+        # opened itself is this process's alone: there is no other worker to share with
+        self.online_share: OnlineShare | None = None
+        if (
+            config.online_sync_s > 0
+            and isinstance(self.engine.risk, OnlineRisk)
+            and (shared_store or not isinstance(self.store, MemoryStore))
+        ):
+            self.online_share = OnlineShare(self.engine.risk, self.store, self.worker_id)
         self.exchange_log = exchange_log
         self._keys: dict[str, tuple[KeyRecord, float]] = {}
         self._accounts: dict[str, KeyRecord] = {}
@@ -353,6 +369,8 @@ class Gateway:
             asyncio.create_task(self._every(self.config.verdict_refresh_s, self.refresh_verdicts)),
             asyncio.create_task(self._every(self.config.policy_refresh_s, self.reload_policy_if_changed)),
         ]
+        if self.online_share is not None:
+            self._tasks.append(asyncio.create_task(self._every(self.config.online_sync_s, self.sync_online)))
 
     async def shutdown(self) -> None:
         for t in self._tasks:
@@ -360,6 +378,7 @@ class Gateway:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        await self.sync_online()  # what was learned since the last round reaches the fleet
         if self.exchange_log is not None:
             closer = getattr(self.exchange_log, "aclose", None) or self.exchange_log.close
             await _maybe_await(closer())
@@ -402,6 +421,23 @@ class Gateway:
         except StoreUnavailable as exc:
             self.metrics.store_errors.labels("verdicts").inc()
             self._set_degraded(True, str(exc))
+
+    async def sync_online(self) -> None:
+        """Share this worker's per-account online state with the fleet (one round; the
+        background task calls it every ``online_sync_s``). A store failure degrades to
+        local-only state — this worker keeps learning, with the peers it last read — and is
+        counted like every store failure; the changed accounts are retried next round."""
+        if self.online_share is None:
+            return
+        try:
+            synced = await self.online_share.sync()
+        except StoreUnavailable as exc:
+            self.metrics.store_errors.labels("online_sync").inc()
+            self._set_degraded(True, str(exc))
+            return
+        if synced:
+            self.metrics.online_synced.inc(synced)
+            self._set_degraded(False)  # the store answered
 
     def _set_degraded(self, value: bool, why: str = "") -> None:
         if value != self.degraded:

@@ -78,7 +78,17 @@ class GatewayConfig(BaseModel):
         None, description="env var holding the sharing community's key (peers' keyed payment hashes)"
     )
     metrics_public: bool = Field(True, description="serve /metrics without the admin token")
-    worker_id: str = Field("w0", description="this worker's name in the shared online state")
+    worker_id: str | None = Field(
+        None,
+        min_length=1,
+        description="this worker's id in the shared online state (unique among live workers); "
+        "default hostname:pid",
+    )
+    online_sync_s: float = Field(
+        1.0,
+        ge=0,
+        description="how often per-account online state is shared through a Redis store (0 = per worker)",
+    )
 
     def secret(self, env_name: str | None) -> str | None:
         return None if env_name is None else os.environ.get(env_name)

@@ -62,13 +62,23 @@ Memory: per account its :class:`~distillshield.features.online.AccountOnline` st
 online features, also used for reason codes), its first-seen time and at most
 ``max_memberships`` cohort memberships; per value its users within the window and its
 batch feedback (at most ``max_values`` values, least recently used dropped first).
+
+Across workers (docs/gateway.md, "Online state across workers"): an account's state here is
+*this worker's own* events; :meth:`OnlineRisk.merge_shared` takes the other workers' states
+of the account (from the shared store, in the background) and keeps them merged as its
+*peers* state, never mixed into the own one, so writing the own state back never counts a
+peer's event twice. The fleet view is own ⊕ peers: the exposure test reads it (as the two
+counts it needs, which add exactly) and :meth:`OnlineRisk.fleet_state` builds it whole. The
+cohort state (per value, the base rates, batch feedback) stays per worker: see the docs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -79,6 +89,8 @@ __all__ = ["COHORT_KINDS", "OnlineRisk", "RiskModel", "binomial_tail_bound"]
 
 #: Indicator kinds a fresh-account cohort is looked for on (see :class:`OnlineRisk`).
 COHORT_KINDS: tuple[str, ...] = ("client", "prefix", "template", "signup")
+
+log = logging.getLogger("distillshield.gateway")
 
 _FLAGGED = frozenset({"campaign", "flagged", "block"})
 _EXPOSE = "expose_reasoning"
@@ -161,14 +173,36 @@ class _Value:
 
 
 class _Account:
-    __slots__ = ("created", "expose", "first_seen", "memberships", "online")
+    __slots__ = (
+        "claimed",
+        "created",
+        "expose",
+        "first_seen",
+        "memberships",
+        "online",
+        "peer_digests",
+        "peers",
+    )
 
     def __init__(self, online: AccountOnline, first_seen: float, created: float | None) -> None:
-        self.online = online
+        self.online = online  # this worker's own events only (what it writes to the store)
         self.first_seen = first_seen
         self.created = created
         self.memberships: list[tuple[str, str]] = []
         self.expose: str | None = None  # the evidence, once the exposure test fired
+        self.peers: AccountOnline | None = None  # the other workers' states, merged
+        self.peer_digests: dict[str, bytes] = {}  # worker -> digest of its state merged in peers
+        self.claimed = False  # the store's state under this worker's id was looked at (adopted)
+
+    def exposure(self) -> tuple[int, int]:
+        """Fleet-wide ``(requests, requests asking to expose the reasoning)``: own + peers —
+        the ``n_requests`` and ``cot_expose_share * n_requests`` of own ⊕ peers (counts add
+        exactly), without building the merged state on the request path."""
+        own, peers = self.online, self.peers
+        n, k = own.n.n, own.counts["expose"].n
+        if peers is not None:
+            n, k = n + peers.n.n, k + peers.counts["expose"].n
+        return n, k
 
     @property
     def fresh_age_days(self) -> float | None:
@@ -233,6 +267,7 @@ class OnlineRisk:
         # batch feedback per term kind: [flagged, scanned]
         self._kind_feedback: dict[str, list[int]] = {k: [0, 0] for k in (*kinds, "expose")}
         self._last_ts = 0.0
+        self._changed: set[str] | None = None  # accounts learned since the last sync (when shared)
 
     # -- helpers ---------------------------------------------------------------------------
     def _kind_precision(self, kind: str) -> float:
@@ -397,14 +432,112 @@ class OnlineRisk:
                         member.memberships.append((kind, value))
                         v.cohort.add(a)
         if cot == _EXPOSE and acct.expose is None:
-            feats = acct.online.get()
-            n = int(feats["n_requests"] or 0)
-            k = round((feats["cot_expose_share"] or 0.0) * n)
-            base = (self._expose + 1.0) / (self._requests + 2.0)
-            bound = binomial_tail_bound(k, n, base)
-            if k >= 2 and bound < self.alpha:
-                acct.expose = f"{k}/{n}:p<{bound:.0e}"
-                self._expose_fired.add(ctx.account_id)
+            self._test_expose(ctx.account_id, acct)
+        if self._changed is not None:
+            self._changed.add(ctx.account_id)
+
+    def _test_expose(self, account_id: str, acct: _Account) -> None:
+        """The reasoning-exposure test on the account's fleet-wide counts (own ⊕ peers)."""
+        n, k = acct.exposure()
+        base = (self._expose + 1.0) / (self._requests + 2.0)
+        bound = binomial_tail_bound(k, n, base)
+        if k >= 2 and bound < self.alpha:
+            acct.expose = f"{k}/{n}:p<{bound:.0e}"
+            self._expose_fired.add(account_id)
+
+    # -- sharing the per-account state across workers ----------------------------------------
+    def track_changes(self) -> None:
+        """Start recording which accounts learned something (for :meth:`changed`). Called by
+        whoever shares the state (the gateway's online sync): a process that does not share
+        never holds the set."""
+        if self._changed is None:
+            self._changed = set()
+
+    def changed(self) -> list[str]:
+        """The accounts that learned since the last call (forgotten by this call)."""
+        out = list(self._changed or ())
+        if self._changed is not None:
+            self._changed.clear()
+        return out
+
+    def mark_changed(self, account_ids: Iterable[str]) -> None:
+        """Record ``account_ids`` as changed again (a sync that failed retries them)."""
+        if self._changed is not None:
+            self._changed.update(a for a in account_ids if a in self._accounts)
+
+    def own_state(self, account_id: str) -> bytes | None:
+        """This worker's own state of the account, serialised (what it writes to the store);
+        ``None`` for an account it never served, or whose store state it has not looked at
+        yet (see :meth:`merge_shared`: writing first would overwrite a predecessor's)."""
+        acct = self._accounts.get(account_id)
+        return acct.online.to_bytes() if acct is not None and acct.claimed else None
+
+    def merge_shared(self, account_id: str, states: Mapping[str, bytes], worker: str) -> bool:
+        """Take the fleet's states of an account (worker id -> blob, as the store holds them).
+
+        The blob under ``worker`` (this worker's id) is its own: written by this process, it
+        is ignored; found before this process wrote the account, it is a previous incarnation's
+        (a restart under the same id) and is merged into the own state, once. Every other
+        blob is a peer's: when any changed, the peers state is rebuilt from all of them (a
+        merge cannot be undone), and the exposure test runs again on the fleet's counts.
+        A blob that does not decode or does not merge (another ``OnlineConfig``, other account
+        facts: a rolling deploy) is left out. Returns whether the fleet view changed; the
+        caller writes the own state (:meth:`own_state`) after this call.
+        """
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            return False
+        changed = False
+        if not acct.claimed:
+            acct.claimed = True
+            previous = states.get(worker)
+            state = self._decode(account_id, worker, previous, acct) if previous is not None else None
+            if state is not None:
+                acct.online.merge(state)
+                changed = True
+        digests = {
+            w: hashlib.blake2b(blob, digest_size=16).digest() for w, blob in states.items() if w != worker
+        }
+        if digests != acct.peer_digests:
+            acct.peer_digests = digests
+            peers: AccountOnline | None = None
+            for w in sorted(digests):
+                state = self._decode(account_id, w, states[w], acct)
+                if state is None:
+                    continue
+                if peers is None:
+                    peers = state
+                else:
+                    peers.merge(state)
+            acct.peers = peers
+            changed = True
+        if changed and acct.expose is None:
+            self._test_expose(account_id, acct)
+        return changed
+
+    def _decode(self, account_id: str, worker: str, blob: bytes, acct: _Account) -> AccountOnline | None:
+        """A worker's state of the account, or ``None`` (logged) when it cannot merge with ours."""
+        try:
+            state = AccountOnline.from_bytes(blob, self.online_config)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("online state of %s from worker %s left out: %s", account_id, worker, exc)
+            return None
+        own = acct.online
+        if state.created_at != own.created_at or state.declared_country != own.declared_country:
+            log.warning("online state of %s from worker %s left out: other account facts", account_id, worker)
+            return None
+        return state
+
+    def fleet_state(self, account_id: str) -> AccountOnline | None:
+        """The account's fleet view, own ⊕ peers, as a new state (``None``: never served here).
+        Builds a copy (a few hundred µs): for reports and tests, not the request path."""
+        acct = self._accounts.get(account_id)
+        if acct is None:
+            return None
+        out = acct.online.copy()
+        if acct.peers is not None:
+            out.merge(acct.peers)
+        return out
 
     # -- calibration by batch verdicts -----------------------------------------------------
     def on_verdicts(self, verdicts: Any) -> None:
