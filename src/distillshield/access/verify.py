@@ -112,10 +112,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distillshield._pydantic_errors import format_validation_error
+from distillshield._yaml import read_yaml_mapping
 from distillshield.enrich.account import EmailClassifier, normalise_domain
 from distillshield.enrich.ip import InfraLists, IpEnricher
 from distillshield.errors import DistillShieldError
@@ -655,14 +655,13 @@ class VerifyPolicy:
 
 def load_verify_policy(path: str | Path) -> VerifyPolicy:
     """Read and validate a verification policy (YAML); errors name the file and the part."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise VerifyPolicyError(f"{p}: cannot read verification policy: {exc}") from exc
-    if not isinstance(data, dict):
-        raise VerifyPolicyError(f"{p}: a verification policy is a mapping (version, evidence, pathways)")
-    return VerifyPolicy.from_mapping(data, str(p))
+    data = read_yaml_mapping(
+        path,
+        VerifyPolicyError,
+        "verification policy",
+        "a verification policy is a mapping (version, evidence, pathways)",
+    )
+    return VerifyPolicy.from_mapping(data, str(Path(path)))
 
 
 #: The policy used when none is given.

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from distillshield._pydantic_errors import format_validation_error
+from distillshield._yaml import read_yaml_mapping
 from distillshield.errors import DistillShieldError
 from distillshield.gateway._types import Action, Decision
 
@@ -250,14 +250,8 @@ class Policy:
 
 def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy file (YAML); errors name the file and the rule."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(f"{p}: cannot read policy: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PolicyError(f"{p}: a policy is a mapping with 'version' and 'rules'")
-    return Policy.from_mapping(data, str(p))
+    data = read_yaml_mapping(path, PolicyError, "policy", "a policy is a mapping with 'version' and 'rules'")
+    return Policy.from_mapping(data, str(Path(path)))
 
 
 #: The policy used when none is given (also shipped as ``gateway/default_policy.yaml``).

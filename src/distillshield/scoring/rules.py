@@ -21,12 +21,12 @@ from __future__ import annotations
 import importlib.resources
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pyarrow as pa
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from distillshield._yaml import read_yaml_mapping
 from distillshield.backends import Backend, BackendError, quote_name
 from distillshield.errors import DistillShieldError
 from distillshield.scoring._rules_lint import (
@@ -135,12 +135,7 @@ def _rule_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _load_file(path: Path) -> Rule:
-    try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RuleError(f"{path}: cannot read rule: {exc}") from exc
-    if not isinstance(data, dict):
-        raise RuleError(f"{path}: a rule file holds one mapping, got {type(data).__name__}")
+    data = read_yaml_mapping(path, RuleError, "rule", "a rule file holds one mapping")
     try:
         return Rule.model_validate(data)
     except ValidationError as exc:
