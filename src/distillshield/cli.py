@@ -741,6 +741,8 @@ def _peer_index(sources: list[Path], key: bytes | None, *, as_of: datetime | Non
         raise
     for msg in skipped[:20]:
         err.print(f"skipped: {msg}", highlight=False, soft_wrap=True)
+    if len(skipped) > 20:
+        err.print(f"skipped: {len(skipped) - 20} more not shown ({len(skipped)} in all)", highlight=False)
     return index
 
 
@@ -904,8 +906,16 @@ def gateway(
         Path | None, typer.Option(help="Load a detection directory at start (memory store).")
     ] = None,
     log_dir: Annotated[Path | None, typer.Option(help="Where exchanges are logged (WAL + Parquet).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes serving the one port (N > 1 needs a redis:// store; "
+            "each worker logs through its own LOG_DIR/worker-<i>/wal).",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve the gateway: `distillshield gateway --upstream URL [--config FILE]`."""
+    """Serve the gateway: `distillshield gateway --upstream URL [--config FILE] [--workers N]`."""
     if ctx.invoked_subcommand is not None:
         return
     if upstream is None and config is None:
@@ -913,7 +923,8 @@ def gateway(
         raise typer.Exit(code=2)
     import uvicorn
 
-    from distillshield.gateway import create_app, load_config
+    from distillshield.gateway import create_app, load_config, load_policy
+    from distillshield.gateway._workers import drain_orphan_logs, serve_workers, shared_store_problem
 
     with _errors():
         cfg = load_config(
@@ -924,9 +935,34 @@ def gateway(
             verdicts=str(verdicts) if verdicts else None,
             log_dir=str(log_dir) if log_dir else None,
         )
-        application = create_app(cfg)
-    err.print(f"distillshield gateway on http://{host}:{port} -> {cfg.upstream} (store {cfg.store})")
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    problem = shared_store_problem(cfg, workers)
+    if problem is not None:
+        err.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2)
+    with _errors():
+        drained = drain_orphan_logs(cfg, workers)
+    for d in drained:
+        if d.in_use:
+            err.print(f"{d.wal_dir}: in use by another gateway process, left to it", highlight=False)
+        else:
+            done = "delivered" if d.delivered else "NOT all delivered (kept for the next start)"
+            err.print(f"{d.wal_dir}: {d.records} exchange(s) left by an earlier run, {done}", highlight=False)
+    if workers == 1:
+        with _errors():
+            application = create_app(cfg)
+        err.print(f"distillshield gateway on http://{host}:{port} -> {cfg.upstream} (store {cfg.store})")
+        uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+        return
+    if cfg.policy:
+        with _errors():
+            load_policy(cfg.policy)  # a bad policy fails here, once, not in every worker
+    sink = f"{cfg.log_dir}/exchanges" if cfg.log_sink == "parquet" else "the Redis stream"
+    err.print(
+        f"distillshield gateway on http://{host}:{port} -> {cfg.upstream} (store {cfg.store}), "
+        f"{workers} workers, logs {cfg.log_dir}/worker-<i>/wal -> {sink}"
+    )
+    if serve_workers(cfg, host=host, port=port, workers=workers) != 0:
+        _fail("a gateway worker could not start (its reason is logged above); all workers were stopped")
 
 
 @gateway_app.command("keys")

@@ -70,7 +70,7 @@ from distillshield.gateway.policy import DEFAULT_POLICY, Policy, PolicyError, lo
 from distillshield.gateway.risk import OnlineRisk
 from distillshield.gateway.verdicts import VerdictSet, build_verdicts
 
-__all__ = ["BadRequestError", "Gateway", "create_app", "parse_chat", "parse_responses"]
+__all__ = ["BadRequestError", "Gateway", "create_app", "open_exchange_log", "parse_chat", "parse_responses"]
 
 log = logging.getLogger("distillshield.gateway")
 
@@ -386,14 +386,7 @@ class Gateway:
         await self.store.close()
 
     def _open_log(self) -> Any:
-        from distillshield.gateway._log import ExchangeLog, ParquetSink, RedisStreamSink
-
-        sink: Any
-        if self.config.log_sink == "redis":
-            sink = RedisStreamSink(self.config.store)
-        else:
-            sink = ParquetSink(self.config.log_dir)
-        return ExchangeLog(Path(self.config.log_dir) / "wal", sink, fsync=self.config.log_fsync)
+        return open_exchange_log(self.config)
 
     async def _every(self, seconds: float, fn: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -1153,6 +1146,18 @@ async def _maybe_await(value: Any) -> Any:
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         return await value
     return value
+
+
+def open_exchange_log(config: GatewayConfig, wal_dir: str | Path | None = None) -> Any:
+    """The exchange log ``config`` asks for (not started): its sink (Parquet parts under
+    ``log_dir/exchanges``, or the Redis stream) and its write-ahead log in ``wal_dir``
+    (default ``log_dir/wal``; one directory per process: ``gateway --workers N`` gives each
+    worker its own, all writing into the same sink)."""
+    from distillshield.gateway._log import ExchangeLog, ParquetSink, RedisStreamSink
+
+    sink: Any = RedisStreamSink(config.store) if config.log_sink == "redis" else ParquetSink(config.log_dir)
+    wal = Path(config.log_dir) / "wal" if wal_dir is None else Path(wal_dir)
+    return ExchangeLog(wal, sink, fsync=config.log_fsync)
 
 
 def create_app(config: GatewayConfig, **kwargs: Any) -> Starlette:

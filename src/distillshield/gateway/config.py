@@ -82,7 +82,7 @@ class GatewayConfig(BaseModel):
         None,
         min_length=1,
         description="this worker's id in the shared online state (unique among live workers); "
-        "default hostname:pid",
+        "default hostname:pid; with `gateway --workers N`, worker i is <worker_id or hostname:port>:<i>",
     )
     online_sync_s: float = Field(
         1.0,
