@@ -245,10 +245,10 @@ def test_corroboration_and_coordinated_novelty() -> None:
 
     accounts = pa.table(
         {
-            "account_id": ["f", "s1", "s2", "s3", "n1", "n2", "n3", "lone"],
-            "score": [0.95, 0.6, 0.3, 0.6, 0.1, 0.1, 0.1, 0.1],
-            "flagged": [True, False, False, False, False, False, False, False],
-            "novelty": [0.5, 0.5, 0.5, 0.5, 0.995, 0.995, 0.995, 0.999],
+            "account_id": ["f", "s1", "s2", "s3", "n1", "n2", "n3", "lone", "h1", "h2", "h3"],
+            "score": [0.95, 0.6, 0.3, 0.6, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1],
+            "flagged": [True, False, False, False, False, False, False, False, False, False, False],
+            "novelty": [0.5, 0.5, 0.5, 0.5, 0.995, 0.995, 0.995, 0.999, 0.995, 0.995, 0.995],
         }
     )
     edges = _edges(
@@ -259,9 +259,13 @@ def test_corroboration_and_coordinated_novelty() -> None:
             ("n1", "n2", "ip"),
             ("n2", "n3", "ip"),
             ("n1", "n3", "metadata"),
+            # three unusual backends in one hosting /24: neighbours, not coordinated
+            ("h1", "h2", "prefix"),
+            ("h2", "h3", "prefix"),
+            ("h1", "h3", "prefix"),
         ]
     )
     flagged, why = _promote(accounts, edges, novelty_quantile=0.99, novelty_links=2, corroborated_score=0.5)
     assert set(why) == {"s1", "n1", "n2", "n3"}
     assert why["s1"].startswith("corroborated") and why["n1"].startswith("coordinated_novelty")
-    assert flagged.tolist() == [True, True, False, False, True, True, True, False]
+    assert flagged.tolist() == [True, True, False, False, True, True, True, False, False, False, False]

@@ -21,8 +21,9 @@ Corroboration
 Coordinated novelty
     An account the model does not flag but that is among the most unusual of this scan
     (novelty percentile >= ``novelty_quantile``) is promoted to flagged when at least
-    ``novelty_links`` other such accounts share strong or metadata evidence with it: an
-    unseen tactic still runs on coordinated accounts. Its reason says so.
+    ``novelty_links`` other such accounts share an address, a card, a sign-up script or a
+    staff handle with it (:data:`NOVELTY_KINDS`; not a /24 prefix): an unseen tactic still
+    runs on coordinated accounts. Its reason says so.
 
 Dossier (``campaigns.json``; layout in docs/scoring.md)
     Per campaign: members, score (median member probability), first/last seen, exchanges,
@@ -64,8 +65,15 @@ CLUSTER_KINDS: tuple[str, ...] = (*STRONG_KINDS, "metadata", "client")
 IDENTITY_KINDS: tuple[str, ...] = ("payment", "metadata", "signup")
 #: Identity edges needed between two communities to merge them.
 MERGE_MIN_EDGES = 3
-#: Kinds that count as links for coordinated novelty.
-NOVELTY_KINDS: tuple[str, ...] = (*STRONG_KINDS, "metadata")
+#: Kinds that count as links for coordinated novelty: the strong kinds but ``prefix``, and
+#: metadata. A /24 is a neighbourhood, not an identity: in a hosting provider's range it is
+#: shared by unrelated tenants, and the chance that two of the most unusual accounts — heavy
+#: legitimate backends run from cloud machines are among them — share one grows with the
+#: population. At seed scale (120k accounts) this path promoted exactly three accounts, a SaaS
+#: backend, a coding-agent vendor and a synthetic-data enterprise, each linked only by shared
+#: hosting /24s (docs/scoring.md); an exact address, a card, a sign-up script or a staff handle
+#: is still enough.
+NOVELTY_KINDS: tuple[str, ...] = (*(k for k in STRONG_KINDS if k != "prefix"), "metadata")
 #: Smallest cluster reported as a campaign.
 MIN_CAMPAIGN_SIZE = 2
 #: Indicators kept per kind in the dossier.
