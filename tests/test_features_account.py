@@ -20,7 +20,7 @@ from distillshield.features import (
     fingerprint_sql,
     register_dataset,
 )
-from distillshield.features.stats import StatsNames, stats_statements
+from distillshield.features.stats import STATS_SCHEMAS, StatsNames, merge_statement, stats_statements
 from distillshield.schema import ACCOUNT_LABELS, read_table
 
 T0 = datetime(2026, 2, 1, 6, 0, 0, tzinfo=UTC)
@@ -184,6 +184,8 @@ def test_sql_transpiles_to_spark(releases: str | None) -> None:
     custom = fingerprint_sql(stats=StatsNames(vals="v1", chunks="c1"), accounts="a1")
     assert '"v1"' in custom and '"c1"' in custom and '"a1"' in custom
     transpile(custom, "spark")
+    for key in STATS_SCHEMAS:
+        assert "SELECT" in transpile(merge_statement(key, "st_files"), "spark")
     named = stats_statements(exchanges="x1", signals="s1", enrichment="e1", releases=releases)
     # the join is one statement; the statistics read its result, not the exchanges
     assert '"x1"' in named["rows"] and '"x1"' not in named["vals"]

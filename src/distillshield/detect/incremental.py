@@ -42,11 +42,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from distillshield.backends import Backend, get_backend
+from distillshield.backends import Backend, get_backend, quote_name
 from distillshield.detect.model import AccountModel
 from distillshield.detect.scan import ScanResult, StepStat, register_window, scan_tables
 from distillshield.errors import DistillShieldError
-from distillshield.features.stats import STATS_SCHEMAS, StatsNames, StatsParams, summarise
+from distillshield.features.stats import STATS_SCHEMAS, StatsNames, StatsParams, merge_statement, summarise
 from distillshield.linking.edges import stats_params
 
 __all__ = ["STATE_VERSION", "StateError", "load_state", "scan_increment"]
@@ -95,8 +95,14 @@ def _drop_orphans(state_dir: Path, chunks: list[dict[str, Any]]) -> None:
 
 
 def _register_state(backend: Backend, state_dir: Path) -> StatsNames:
+    """The persisted statistics as engine tables: each read once from its chunk files, and
+    all but ``chunks`` merged into one row per key (:func:`merge_statement`) — the finishing
+    statements read them many times (once per edge kind), and the chunks' rows only ever
+    enter them through sums, extremes and distinct counts."""
     for key, name in _NAMES.items():
-        backend.register(name, state_dir / "stats" / key)
+        files = f"{name}_files"
+        backend.register(files, state_dir / "stats" / key)
+        backend.execute(f"CREATE OR REPLACE TABLE {quote_name(name)} AS {merge_statement(key, files)}")
     return _NAMES
 
 
