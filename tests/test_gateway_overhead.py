@@ -432,3 +432,109 @@ def test_fail_open_throttle_reuses_the_decision(tmp_path: Path) -> None:
     assert "fail:open:local_rate_limit" in decision.reasons
     assert "rule:confirmed-campaign" in decision.reasons and decision.campaign_id == "cmp-1"
     assert decision.fail_mode == "open" and gw.degraded
+
+
+# ------------------------------------------------------------------ learning after the answer
+
+
+class _Events:
+    """What happened, in order: the exchange logged, the answer's last byte sent, learned."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def append(self, record: dict[str, Any]) -> None:
+        self.seen.append("log")
+
+    def start(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _watched_app(tmp: Path, events: _Events, *, fail_learning: bool = False) -> Any:
+    store = MemoryStore()
+    asyncio.run(store.put_key(hash_key(KEY), KeyRecord("k1", "acct_1")))
+    config = load_config(None, upstream="http://upstream.test/v1", log_dir=str(tmp / "log"))
+    app = create_app(config, transport=SlowUpstream(FakeClock(), 0.0, 0.0), store=store, exchange_log=events)
+    engine = app.state.gateway.engine
+    record = engine.record
+
+    def watched(*args: Any, **kwargs: Any) -> None:
+        events.seen.append("learn")
+        if fail_learning:
+            raise RuntimeError("learning broke")
+        record(*args, **kwargs)
+
+    engine.record = watched
+    return app
+
+
+async def _send_watched(app: Any, events: _Events, body: dict[str, Any]) -> int:
+    clock = FakeClock()
+    status = 0
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            events.seen.append("end")
+
+    async def call(scope: Any, receive: Any, _: Any) -> None:
+        await app(scope, receive, send)
+
+    await _call_asgi(call, body, clock, receive_s=0.0, send_s=0.0)
+    return status
+
+
+def test_a_unary_exchange_is_logged_before_its_answer_ends_and_learned_after(tmp_path: Path) -> None:
+    events = _Events()
+    app = _watched_app(tmp_path, events)
+    assert asyncio.run(_send_watched(app, events, {"model": "m", "messages": MSG})) == 200
+    assert events.seen == ["log", "end", "learn"]
+    state = app.state.gateway.engine.risk.fleet_state("acct_1")
+    assert state is not None and state.get()["n_requests"] == 1
+
+
+def test_a_stream_learns_and_logs_before_its_last_event(tmp_path: Path) -> None:
+    events = _Events()
+    app = _watched_app(tmp_path, events)
+    body = {"model": "m", "messages": MSG, "stream": True}
+    assert asyncio.run(_send_watched(app, events, body)) == 200
+    assert events.seen == ["learn", "log", "end"]
+
+
+def test_handle_called_directly_learns_before_it_returns(tmp_path: Path) -> None:
+    """An embedding that calls ``Gateway.handle`` itself has nobody to learn after the answer."""
+    from starlette.requests import Request
+
+    events = _Events()
+    app = _watched_app(tmp_path, events)
+    gw = app.state.gateway
+    payload = json.dumps({"model": "m", "messages": MSG}).encode()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": payload, "more_body": False}
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "headers": [(b"authorization", f"Bearer {KEY}".encode())],
+        "client": ("198.51.100.7", 50000),
+    }
+    response = asyncio.run(gw.handle(Request(scope, receive), "chat"))
+    assert response.status_code == 200 and events.seen == ["learn", "log"]
+
+
+def test_learning_that_fails_after_the_answer_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = _Events()
+    app = _watched_app(tmp_path, events, fail_learning=True)
+    with caplog.at_level("ERROR", logger="distillshield.gateway"):
+        assert asyncio.run(_send_watched(app, events, {"model": "m", "messages": MSG})) == 200
+    assert events.seen == ["log", "end", "learn"]
+    assert "online learning failed" in caplog.text

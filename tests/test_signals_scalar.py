@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -350,6 +351,60 @@ def test_threads_share_one_instance(scalar: ScalarSignals) -> None:
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda r: scalar.compute(*r), reqs * 3))
     assert [(g.template_id, g.cot_elicit, g.cot_score, g.capability, g.language) for g in got] == want * 3
+
+
+# --------------------------------------------------------------------------- the shortcuts
+
+
+def test_lower_is_arrows_on_every_code_point(scalar: ScalarSignals) -> None:
+    """``_lower`` takes ``str.lower`` where it agrees with Arrow's map: every code point, after a
+    cased letter and before a word end and another letter (final sigma's contexts), lowered as
+    Arrow lowers it."""
+    cps = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    texts = ["§ A" + "".join(map(chr, cps[i : i + 24])) + " Σ xΣ ΑΣ b" for i in range(0, len(cps), 24)]
+    texts += ["plain ascii", "café § ΣΟΦΙΑ σοφία", "İstanbul", "ΑΣ", "\U00010d50x", "\U0001df7e"]
+    want = pc.utf8_lower(pa.array(texts, pa.string())).to_pylist()
+    assert [scalar._lower(t) for t in texts] == want
+
+
+def test_one_line_masks_as_many_lines(scalar: ScalarSignals) -> None:
+    """The one-line path of the template masks is the general one on a one-line prompt."""
+    lines = [t.replace("\n", " ") for t in _TOKENS] + [p.replace("\n", " ") for p in EDGE_PROMPTS if p]
+    lines += ["Answer:", "Amanda: hi", "- item", "1. first", "```", "```python", "Question: " + "x " * 150]
+    lines += ["word " * 60 + "what now?", "a" * 300, "Note: " + "long sentence here " * 8 + ".", ""]
+    for line in lines:
+        pre = scalar._slots.sub(line.encode())
+        assert b"\n" not in pre
+        assert scalar._mask_line(pre) == scalar._mask_many(pre), line
+
+
+def test_hash_matches_python_integers() -> None:
+    from distillshield.signals import scalar as mod
+
+    def reference(data: bytes) -> int:
+        n = (len(data) + 7) // 8
+        chunks = np.frombuffer(data.ljust(8 * n, b"\0"), dtype="<u8").tolist()
+        total = sum(c * k for c, k in zip(chunks, mod._hash_keys(n), strict=True)) & mod._M64
+        return mod._splitmix64(total ^ ((len(data) * mod._LEN_MIX) & mod._M64))
+
+    rng = np.random.default_rng(3)
+    for size in [*range(0, 70), 255, 4095, 4096, 4097, 5000, 9000]:
+        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        assert mod._hash_one(data) == reference(data), size
+        assert mod._hash_one(b"\xff" * size) == reference(b"\xff" * size), size
+
+
+def test_regex_sets_fall_back_when_the_dfa_gives_up(scalar: ScalarSignals) -> None:
+    """A set whose one pass fails (no sentinel in the answer) searches each member instead."""
+    from distillshield.signals.scalar import _ReSet
+
+    broken = ScalarSignals()
+    for name in ("_cot_set", "_levels_set"):
+        one: _ReSet = getattr(broken, name)
+        one._match = lambda text: []  # what RE2::Set::Match answers when its DFA runs out of memory
+    reqs = cot_eval_requests()[:400] + [(p, None, None, 1) for p in EDGE_PROMPTS]
+    reqs += [("fix the failing test", "You are a coding agent with tools available.", None, 1)]
+    assert scalar_values(broken, reqs) == scalar_values(scalar, reqs)
 
 
 def test_result_type(scalar: ScalarSignals) -> None:

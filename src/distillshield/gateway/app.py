@@ -4,8 +4,9 @@ One request: authenticate the API key → parse the body (size-limited, OpenAI-s
 for malformed JSON) → :meth:`Engine.decide_policy` → rate-limit buckets for throttled
 accounts/campaigns (shared store) → block / throttle / refuse, or forward to the upstream
 → protect reasoning and mark the answer while it streams → append the exchange to the
-crash-safe log → learn online. Decisions are explained in ``x-distillshield-action`` and
-``x-distillshield-reasons`` response headers and in the log.
+crash-safe log → answer → learn online (a unary answer's learning once it is out).
+Decisions are explained in ``x-distillshield-action`` and ``x-distillshield-reasons``
+response headers and in the log.
 
 The upstream is an injectable :class:`httpx.AsyncBaseTransport` so tests and benchmarks
 never touch the network. Background tasks poll the shared store for new batch verdicts and
@@ -32,7 +33,6 @@ import os
 import secrets
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -103,7 +103,7 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Exchange:
     """What the log needs about one exchange, filled in as the response is produced."""
 
@@ -120,15 +120,23 @@ class _Exchange:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: What the online learning of one exchange reads (:meth:`Gateway._learn`): the context, the
+#: decision, the status, the output and reasoning token counts and the response text.
+_Learn = tuple[RequestContext, Decision, int, int, int | None, str | None]
+
+
 class _Timing:
     """Per request: when it reached the gateway, and how long it waited on the upstream since
-    (time to the upstream's response headers, to its body, and between stream chunks)."""
+    (time to the upstream's response headers, to its body, and between stream chunks); and,
+    when the app runs it after the response (``learn`` not ``None``), the online learning the
+    request still owes (see :meth:`Gateway._finish`)."""
 
-    __slots__ = ("t0", "upstream_s")
+    __slots__ = ("learn", "t0", "upstream_s")
 
-    def __init__(self, t0: float) -> None:
+    def __init__(self, t0: float, *, defer_learning: bool = False) -> None:
         self.t0 = t0
         self.upstream_s = 0.0
+        self.learn: list[_Learn] | None = [] if defer_learning else None
 
 
 _TIMING_KEY = "distillshield.timing"
@@ -213,7 +221,11 @@ class _GatewayApp(Starlette):
     tenth of a millisecond the gateway's latency budget cannot spare — with admission control
     and the ``distillshield_added_latency_seconds`` histogram around it: the request's whole
     time in the app (from the ASGI call, before the body is read and parsed, to the last byte
-    handed to the server, streams included) minus the time it waited on the upstream.
+    handed to the server, streams included) minus the time it waited on the upstream. The
+    online learning of a unary exchange runs after that (its log record does not: it is in
+    the log before the answer ends), so no answer waits for it; the event loop does not switch
+    to another request in between unless writing the answer had to wait for the client. A
+    stream learns before its last events, as it logs (:meth:`Gateway._relay`).
     Everything else (admin, metrics, other methods) takes Starlette's usual path.
     """
 
@@ -226,12 +238,12 @@ class _GatewayApp(Starlette):
             return
         scope["app"] = self
         gw = self.gateway
-        timing = scope[_TIMING_KEY] = _Timing(gw.perf_clock())
+        timing = scope[_TIMING_KEY] = _Timing(gw.perf_clock(), defer_learning=True)
         refused = await gw.admission.acquire()
         try:
             if refused is not None:
                 gw.metrics.admission_rejected.labels(refused).inc()
-                gw.metrics.requests.labels(endpoint, "503").inc()
+                gw.metrics.request(endpoint, "503").inc()
                 response: Response = _error(
                     503,
                     "The gateway is at capacity; retry shortly.",
@@ -245,7 +257,7 @@ class _GatewayApp(Starlette):
                     response = await gw.handle(Request(scope, receive), endpoint)
                 except Exception:  # a bug must not take the connection down without an answer
                     log.exception("unhandled error on %s", scope["path"])
-                    gw.metrics.requests.labels(endpoint, "500").inc()
+                    gw.metrics.request(endpoint, "500").inc()
                     response = _error(
                         500, "The gateway failed on this request.", "server_error", "internal_error"
                     )
@@ -254,9 +266,10 @@ class _GatewayApp(Starlette):
             if refused is None:
                 gw.admission.release()
                 gw.metrics.in_flight.set(gw.admission.in_flight)
-            gw.metrics.added_latency.labels(endpoint).observe(
-                max(0.0, gw.perf_clock() - timing.t0 - timing.upstream_s)
-            )
+            gw.metrics.latency(endpoint).observe(max(0.0, gw.perf_clock() - timing.t0 - timing.upstream_s))
+            if timing.learn:  # after the last byte went to the server: no answer waits for it
+                for owed in timing.learn:
+                    gw._learn(owed)
 
 
 class Gateway:
@@ -363,6 +376,7 @@ class Gateway:
             await _maybe_await(self.exchange_log.start())
         await self.refresh_verdicts()
         await asyncio.to_thread(self.engine.warm)
+        await asyncio.to_thread(_warm_answer_paths)
         if self.config.gc_tune:
             _tune_gc()
         self._tasks = [
@@ -519,7 +533,10 @@ class Gateway:
         return self._accounts.get(account_id)
 
     async def resolve_key(self, request: Request) -> KeyRecord | Response:
-        auth = request.headers.get("authorization", "")
+        return await self._resolve_auth(request.headers.get("authorization", ""))
+
+    async def _resolve_auth(self, auth: str) -> KeyRecord | Response:
+        """The key record of an ``Authorization`` header's value, or the 401/503 answer."""
         scheme, _, secret = auth.partition(" ")
         if scheme.lower() != "bearer" or not secret:
             return _error(
@@ -563,11 +580,16 @@ class Gateway:
 
     # -- decisions ------------------------------------------------------------------------
     def client_ip(self, request: Request) -> str:
+        return self._client_ip(request.scope, request.headers)
+
+    def _client_ip(self, scope: Scope, headers: Any) -> str:
+        """``headers``: a mapping of lower-case header names to (first) values."""
         if self.config.trust_forwarded_for:
-            fwd = request.headers.get("x-forwarded-for")
+            fwd = headers.get("x-forwarded-for")
             if fwd:
-                return fwd.split(",")[0].strip()
-        return request.client.host if request.client else "0.0.0.0"
+                return str(fwd).split(",")[0].strip()
+        client = scope.get("client")
+        return client[0] if client is not None else "0.0.0.0"
 
     async def decide(self, ctx: RequestContext) -> Decision:
         policy = self.engine.policy
@@ -613,17 +635,30 @@ class Gateway:
     # -- handlers -------------------------------------------------------------------------
     async def _read_body(self, request: Request) -> bytes | Response:
         """The raw request body, refused with 413 past ``max_request_bytes``."""
+        return await self._receive_body(request.receive, request.headers.get("content-length"))
+
+    async def _receive_body(self, receive: Receive, declared: str | None) -> bytes | Response:
+        """:meth:`_read_body` from the ASGI ``receive`` (what ``Request.stream`` does, without
+        its async generator); ``declared`` is the ``Content-Length`` header."""
         limit = self.config.max_request_bytes
-        declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return _too_large(limit)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                return _too_large(limit)
-            chunks.append(chunk)
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        return _too_large(limit)
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            elif kind == "http.disconnect":
+                raise ClientDisconnect()
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _read_json(self, request: Request) -> dict[str, Any] | Response:
@@ -633,37 +668,36 @@ class Gateway:
         return _parse_object(raw)
 
     async def handle(self, request: Request, endpoint: str) -> Response:
-        timing = _timing_of(request.scope, self.perf_clock)
-        key = await self.resolve_key(request)
+        scope = request.scope
+        timing = _timing_of(scope, self.perf_clock)
+        headers_in = _first_headers(scope["headers"])
+        key = await self._resolve_auth(headers_in.get("authorization", ""))
         if isinstance(key, Response):
-            self.metrics.requests.labels(endpoint, str(key.status_code)).inc()
+            self.metrics.request(endpoint, str(key.status_code)).inc()
             return key
-        raw = await self._read_body(request)
+        raw = await self._receive_body(request.receive, headers_in.get("content-length"))
         body = raw if isinstance(raw, Response) else _parse_object(raw)
         if isinstance(body, Response):
-            self.metrics.requests.labels(endpoint, str(body.status_code)).inc()
+            self.metrics.request(endpoint, str(body.status_code)).inc()
             return body
         assert isinstance(raw, bytes)
         try:
             parsed = parse_chat(body) if endpoint == "chat" else parse_responses(body)
         except BadRequestError as exc:
-            self.metrics.requests.labels(endpoint, "400").inc()
+            self.metrics.request(endpoint, "400").inc()
             return _error(400, str(exc), "invalid_request_error", "invalid_request")
+        tls_header = self.config.tls_fingerprint_header
         ctx = request_context(
             parsed,
-            request_id=f"req_{uuid.uuid4().hex}",
+            request_id=_request_id(),
             ts=self.clock(),
             account_id=key.account_id,
             api_key_id=key.key_id,
             model=body["model"],
             endpoint="/v1/chat/completions" if endpoint == "chat" else "/v1/responses",
-            ip=self.client_ip(request),
-            user_agent=request.headers.get("user-agent"),
-            tls_fingerprint=(
-                request.headers.get(self.config.tls_fingerprint_header)
-                if self.config.tls_fingerprint_header
-                else None
-            ),
+            ip=self._client_ip(scope, headers_in),
+            user_agent=headers_in.get("user-agent"),
+            tls_fingerprint=headers_in.get(tls_header.lower()) if tls_header else None,
         )
         decision = await self.decide(ctx)
         self._count(decision)
@@ -672,15 +706,14 @@ class Gateway:
         stop = self._stop_response(decision, headers)
         if stop is not None:
             ex.status = stop.status_code
-            await self._finish(ex)
-            self.metrics.requests.labels(endpoint, str(stop.status_code)).inc()
+            await self._finish(ex, timing)
+            self.metrics.request(endpoint, str(stop.status_code)).inc()
             return stop
         path = "/chat/completions" if endpoint == "chat" else "/responses"
         if parsed.stream and endpoint == "chat" and not _includes_usage(body):
             raw = dumps(_with_usage(body))  # the log needs the token counts: ask for the usage chunk
-        reply = await self._call_upstream(
-            ex, endpoint, timing, path, raw, self._forward_headers(request), read=not parsed.stream
-        )
+        up_headers = _forward(scope["headers"], json_body=True)
+        reply = await self._call_upstream(ex, endpoint, timing, path, raw, up_headers, read=not parsed.stream)
         if isinstance(reply, Response):
             return reply
         upstream, content = reply
@@ -688,10 +721,10 @@ class Gateway:
         out_headers = {**_passthrough(upstream.headers), **headers}
         if upstream.status != 200:
             self.metrics.upstream_errors.labels(f"status_{upstream.status // 100}xx").inc()
-            await self._finish(ex)
-            self.metrics.requests.labels(endpoint, str(upstream.status)).inc()
+            await self._finish(ex, timing)
+            self.metrics.request(endpoint, str(upstream.status)).inc()
             return Response(content, status_code=upstream.status, headers=out_headers)
-        self.metrics.requests.labels(endpoint, "200").inc()
+        self.metrics.request(endpoint, "200").inc()
         if parsed.stream:
             transform = _StreamTransform(ex, endpoint, self.mark_key)
             return StreamingResponse(
@@ -701,7 +734,7 @@ class Gateway:
                 media_type="text/event-stream",
             )
         assert content is not None
-        return await self._unary(ex, content, out_headers, endpoint)
+        return await self._unary(ex, content, out_headers, endpoint, timing)
 
     async def _call_upstream(
         self,
@@ -736,20 +769,20 @@ class Gateway:
         finally:
             timing.upstream_s += self.perf_clock() - t_up
         ex.status = resp.status_code
-        await self._finish(ex)
-        self.metrics.requests.labels(endpoint, str(resp.status_code)).inc()
+        await self._finish(ex, timing)
+        self.metrics.request(endpoint, str(resp.status_code)).inc()
         return resp
 
     def _count(self, decision: Decision) -> None:
-        self.metrics.decisions.labels(decision.action.name.lower()).inc()
+        self.metrics.decision(_action_names(decision.actions)[0]).inc()
         for r in decision.reasons:
             if r.startswith("rule:"):
-                self.metrics.rules.labels(r[5:]).inc()
+                self.metrics.rule(r[5:]).inc()
 
     def _decision_headers(self, decision: Decision, ctx: RequestContext) -> dict[str, str]:
         return {
             "x-request-id": ctx.request_id,
-            "x-distillshield-action": ",".join(sorted(a.name.lower() for a in decision.actions)),
+            "x-distillshield-action": _action_names(decision.actions)[1],
             "x-distillshield-reasons": ";".join(r for r in decision.reasons if not r.startswith("campaign:")),
         }
 
@@ -792,28 +825,20 @@ class Gateway:
         return None
 
     def _forward_headers(self, request: Request, *, json_body: bool = True) -> dict[str, str]:
-        out = {
-            k: v
-            for k, v in request.headers.items()
-            if k not in _HOP and not k.startswith("x-ja")  # ASGI header names are lower case
-        }
-        out["accept-encoding"] = "identity"
-        if json_body:
-            out["content-type"] = "application/json"  # the body forwarded is the JSON object parsed
-        return out
+        return _forward(request.scope["headers"], json_body=json_body)
 
     async def _unary(
-        self, ex: _Exchange, content: bytes, out_headers: dict[str, str], endpoint: str
+        self, ex: _Exchange, content: bytes, out_headers: dict[str, str], endpoint: str, timing: _Timing
     ) -> Response:
         try:
             data = loads(content)
         except ValueError:
             data = None
         if not isinstance(data, dict):  # not a JSON object: relayed as is
-            await self._finish(ex)
+            await self._finish(ex, timing)
             return Response(content, status_code=200, headers=out_headers)
         new = self._transform_unary(ex, data, endpoint)
-        await self._finish(ex)
+        await self._finish(ex, timing)
         if new is data:  # nothing rewritten: the upstream's bytes, untouched
             return Response(content, status_code=200, headers=out_headers)
         out_headers.pop("content-type", None)
@@ -877,7 +902,9 @@ class Gateway:
                         tail = transform.finish()
                         last = [event] if event.startswith(b"data: [DONE]") else transform.feed(event)
                         transform.close()
-                        # the record is in the log before the client sees the end of the stream
+                        # the record is in the log before the client sees the end of the stream;
+                        # the learning too (the rest of the stream awaits the upstream: others
+                        # run meanwhile, and the client may have sent its next request)
                         await self._finish(ex)
                         for out in (*tail, *last):
                             yield out
@@ -900,22 +927,43 @@ class Gateway:
                 transform.close()
                 await self._finish(ex)
 
-    async def _finish(self, ex: _Exchange) -> None:
-        """Log the exchange (acknowledged once ``append`` returns) and learn online."""
-        try:
-            self.engine.record(
-                ex.ctx,
-                ex.decision,
-                status=ex.status,
-                output_tokens=ex.output_tokens,
-                reasoning_tokens=ex.reasoning_tokens,
-                response_text=ex.response_text,
-            )
-        except Exception:
-            log.exception("online learning failed for %s", ex.ctx.request_id)
+    async def _finish(self, ex: _Exchange, timing: _Timing | None = None) -> None:
+        """Log the exchange (acknowledged once ``append`` returns) and learn online from it.
+
+        The log record is written here, before the client can see the end of the answer. The
+        learning is owed to ``timing`` when given one that takes it (a unary answer served by
+        :class:`_GatewayApp`, which learns once the answer is out: the exchange as it is now),
+        so no answer waits for it; else (streams, an embedding that calls :meth:`handle`
+        itself) it is done here, first."""
+        owed: _Learn = (
+            ex.ctx,
+            ex.decision,
+            ex.status,
+            ex.output_tokens,
+            ex.reasoning_tokens,
+            ex.response_text,
+        )
+        if timing is not None and timing.learn is not None:
+            timing.learn.append(owed)
+        else:
+            self._learn(owed)
         if self.exchange_log is None:
             return
         await _maybe_await(self.exchange_log.append(self._record(ex)))
+
+    def _learn(self, owed: _Learn) -> None:
+        ctx, decision, status, output_tokens, reasoning_tokens, response_text = owed
+        try:
+            self.engine.record(
+                ctx,
+                decision,
+                status=status,
+                output_tokens=output_tokens,
+                reasoning_tokens=reasoning_tokens,
+                response_text=response_text,
+            )
+        except Exception:
+            log.exception("online learning failed for %s", ctx.request_id)
 
     def render_metrics(self) -> bytes:
         """The Prometheus exposition, with the log's counters read at scrape time."""
@@ -955,7 +1003,7 @@ class Gateway:
             "temperature": c.temperature,
             "stream": c.stream,
             "status": ex.status,
-            "action": ex.decision.action.name.lower(),
+            "action": _action_names(ex.decision.actions)[0],
             "reasons": list(ex.decision.reasons),
             "campaign_id": ex.decision.campaign_id,
             "risk": ex.decision.risk,
@@ -1002,6 +1050,55 @@ def _passthrough(headers: list[tuple[str, str]]) -> dict[str, str]:
         if name not in _HOP:
             out[name] = v
     return out
+
+
+_ACTION_NAMES: dict[frozenset[Action], tuple[str, str]] = {}
+
+
+def _action_names(actions: frozenset[Action]) -> tuple[str, str]:
+    """(the strongest action's name, every action's name sorted and comma-joined) of a
+    decision's ``actions`` (what :attr:`Decision.action` and the action header say), worked
+    out once per set of actions (there are at most 32)."""
+    names = _ACTION_NAMES.get(actions)
+    if names is None:
+        strongest = max(actions) if actions else Action.ALLOW
+        names = (strongest.name.lower(), ",".join(sorted(a.name.lower() for a in actions)))
+        _ACTION_NAMES[actions] = names
+    return names
+
+
+def _first_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """A request's headers by name (ASGI names are lower case), the first of repeated ones:
+    what ``Request.headers.get`` answers, decoded once for all the lookups of a request."""
+    out: dict[str, str] = {}
+    for k, v in raw:
+        name = k.decode("latin-1")
+        if name not in out:
+            out[name] = v.decode("latin-1")
+    return out
+
+
+def _forward(raw: list[tuple[bytes, bytes]], *, json_body: bool) -> dict[str, str]:
+    """The client's end-to-end headers for the upstream (the last of repeated ones), minus the
+    client's TLS fingerprint headers (``x-ja*``)."""
+    out: dict[str, str] = {}
+    for k, v in raw:
+        name = k.decode("latin-1")
+        if name not in _HOP and not name.startswith("x-ja"):  # ASGI header names are lower case
+            out[name] = v.decode("latin-1")
+    out["accept-encoding"] = "identity"
+    if json_body:
+        out["content-type"] = "application/json"  # the body forwarded is the JSON object parsed
+    return out
+
+
+def _request_id() -> str:
+    """``"req_" + uuid.uuid4().hex``, without building the UUID object: 128 random bits with
+    the version (4) and variant (RFC 4122) bits set as :class:`uuid.UUID` sets them."""
+    n = int.from_bytes(os.urandom(16), "big")
+    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)
+    n = (n & ~(0xF000 << 64)) | (4 << 76)
+    return f"req_{n:032x}"
 
 
 def _too_large(limit: int) -> Response:
@@ -1140,6 +1237,12 @@ class _StreamTransform:
 
     def close(self) -> None:
         self.ex.response_text = "".join(self.text) if self.text else None
+
+
+def _warm_answer_paths() -> None:
+    """Import the answer rewriters now: loaded by the first protected or marked answer, their
+    module-level tables and patterns cost that request some hundreds of milliseconds."""
+    from distillshield.gateway import mark, protect  # noqa: F401
 
 
 async def _maybe_await(value: Any) -> Any:

@@ -15,6 +15,9 @@ expressions evaluated by the *same* engine:
   does. So ``\\b``, ``\\w``, ``\\s`` (ASCII in RE2), ``$`` (end of text only) and the Unicode
   classes mean exactly what they mean in the batch path, and matching is linear-time whatever
   the input (no backtracking blow-up on adversarial prompts);
+* searches that always run together on one text (the capability patterns, the chain-of-thought
+  features) are one ``RE2::Set`` pass, which reports every pattern that matches anywhere: what
+  each pattern's own search says;
 * replacement follows ``RE2::GlobalReplace`` (what Arrow's ``replace_substring_regex`` calls);
 * ``utf8_lower`` and ``utf8_trim_whitespace`` are Arrow's per-code-point mappings (utf8proc,
   whose Unicode version is not Python's): the tables are read from pyarrow itself once per
@@ -29,6 +32,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
+import re
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -135,6 +140,38 @@ class _Re:
         return b"".join(out)
 
 
+class _ReSet:
+    """Several :class:`_Re` programs searched in one pass (an ``RE2::Set``, unanchored):
+    :meth:`matches` is the positions in ``members`` of those that match somewhere in the text,
+    which is what each one's ``search`` says (a set reports every pattern that matches).
+
+    A set's DFA can run out of memory on an adversarial text, and then reports no match at
+    all: an empty pattern, which always matches, is added last, and when it is missing from the
+    answer every member is searched on its own instead."""
+
+    __slots__ = ("_match", "_sentinel", "index", "members")
+
+    def __init__(self, members: Sequence[_Re]) -> None:
+        options = re2.Options()
+        options.max_mem = 64 << 20  # the DFA's budget (no effect on what matches)
+        regexps = _re2.Set(_UNANCHORED, options)
+        for rx in members:
+            if regexps.Add(rx.pattern.encode()) < 0:
+                raise ValueError(f"RE2::Set rejects {rx.pattern!r}")
+        self._sentinel = regexps.Add(b"")
+        if not regexps.Compile():
+            raise ValueError("RE2::Set does not compile")
+        self._match: Callable[[bytes], list[int]] = regexps.Match
+        self.members = tuple(members)
+        self.index = {rx: i for i, rx in enumerate(self.members)}  # by identity
+
+    def matches(self, text: bytes) -> Sequence[int]:
+        got = self._match(text)
+        if self._sentinel in got:
+            return got
+        return [i for i, rx in enumerate(self.members) if rx.search(text)]
+
+
 def _utf8_len(lead: int) -> int:
     if lead < 0x80 or lead >= 0xF8 or 0x80 <= lead < 0xC0:
         return 1
@@ -200,6 +237,27 @@ def _arrow_text_tables() -> tuple[dict[int, int], str]:
     return table, spaces
 
 
+@functools.cache
+def _lower_differs() -> re.Pattern[str]:
+    """A character class holding every character on which ``str.lower`` is not Arrow's
+    ``utf8_lower`` (``İ``, code points newer in one of the two Unicode versions...) and ``Σ``.
+
+    ``str.lower`` maps code point by code point (full mapping), except the context-dependent
+    final sigma, hence ``Σ``: on a text with none of these characters ``text.lower()`` *is*
+    the per-code-point map, some ten times faster than ``str.translate`` with a dict. The
+    class may hold more than those characters (never fewer): the astral ones are one range
+    from the first to the last, so that ``re`` keeps its one-lookup set for the rest. About
+    0.2 s, once per process.
+    """
+    table, _ = _arrow_text_tables()
+    differ = {c for c in range(0x110000) if chr(c).lower() != chr(table.get(c, c))}
+    differ.add(0x03A3)  # GREEK CAPITAL LETTER SIGMA: "ς" or "σ" by context in str.lower
+    bmp = "".join(re.escape(chr(c)) for c in sorted(differ) if c < 0x10000)
+    astral = [c for c in differ if c >= 0x10000]
+    span = f"{re.escape(chr(min(astral)))}-{re.escape(chr(max(astral)))}" if astral else ""
+    return re.compile(f"[{bmp}{span}]")
+
+
 def _hash_keys(n: int) -> list[int]:
     """``_text._hash_each``'s position keys (salt 0), forced odd."""
     return [_splitmix64(j + 1) | 1 for j in range(n)]
@@ -216,14 +274,21 @@ def _splitmix64(x: int) -> int:
 
 
 _KEYS = _hash_keys(512)
+_KEYS_U64 = np.array(_KEYS, dtype=np.uint64)
 
 
 def _hash_one(data: bytes) -> int:
-    """``_text.hash_strings`` of one string (salt 0): position-keyed 8-byte chunks, splitmix64."""
+    """``_text.hash_strings`` of one string (salt 0): position-keyed 8-byte chunks, splitmix64.
+
+    The keyed sum is taken modulo 2**64: numpy's ``uint64`` dot product wraps exactly so
+    (integer dot products never go through floating point), for up to 512 chunks."""
     n = (len(data) + 7) // 8
-    chunks = struct.unpack(f"<{n}Q", data.ljust(8 * n, b"\0"))
-    keys = _KEYS if n <= len(_KEYS) else _hash_keys(n)
-    total = sum(c * k for c, k in zip(chunks, keys, strict=False)) & _M64
+    padded = data.ljust(8 * n, b"\0")
+    if n <= len(_KEYS):
+        total = int(np.dot(np.frombuffer(padded, dtype="<u8"), _KEYS_U64[:n]))
+    else:
+        chunks = struct.unpack(f"<{n}Q", padded)
+        total = sum(map(operator.mul, chunks, _hash_keys(n))) & _M64
     return _splitmix64(total ^ ((len(data) * _LEN_MIX) & _M64))
 
 
@@ -247,6 +312,7 @@ class ScalarSignals:
 
     def __init__(self) -> None:
         self._lower_table, self._spaces = _arrow_text_tables()
+        self._lower_differs = _lower_differs().search
         # template
         self._slots = _Re(_tpl._SLOTS, _tpl.MASK)
         self._nonblank = _Re(_tpl._NONBLANK)
@@ -284,6 +350,11 @@ class ScalarSignals:
         self._bare_tool_output = _Re(_cap._BARE_TOOL_OUTPUT)
         self._rare_cats = tuple(cat in (_cap.AGENTIC, _cap.GRADING) for cat in _cap.PRIORITY)
         self._names_out: tuple[str, ...] = (*_cap.PRIORITY, _cap.CHAT)
+        # the searches of one text that always run together, in one pass each
+        self._cot_set = _ReSet([self._gate, self._step, *(rx for _, _, rx in self._features)])
+        self._levels_set = _ReSet(
+            [*self._strong, self._rare_gate, self._weak_any, *(rx for _, rx in self._weak)]
+        )
         # language
         self._non_ascii = _Re(_lang._NON_ASCII)
         self._scripts = tuple((label, _Re(cls)) for label, cls in _lang._SCRIPTS)
@@ -349,7 +420,9 @@ class ScalarSignals:
     # ---------------------------------------------------------------------------- text kernels
 
     def _lower(self, text: str) -> str:
-        return text.lower() if text.isascii() else text.translate(self._lower_table)
+        if text.isascii() or self._lower_differs(text) is None:
+            return text.lower()  # the same code points as the table's (see _lower_differs)
+        return text.translate(self._lower_table)
 
     def _normalise(self, text: bytes) -> bytes:
         out = self._lower(text.decode()).encode()
@@ -372,6 +445,10 @@ class ScalarSignals:
 
     def _mask_lines(self, pre: bytes) -> bytes | None:
         """``template._mask_lines`` on one prompt: the same per-line masks, rule for rule."""
+        return self._mask_line(pre) if _NL not in pre else self._mask_many(pre)
+
+    def _mask_many(self, pre: bytes) -> bytes | None:
+        """:meth:`_mask_lines` of any prompt (one line included: see :meth:`_mask_line`)."""
         lines = pre.split(_NL)
         m = len(lines)
         nbytes = [len(line) for line in lines]
@@ -486,19 +563,55 @@ class ScalarSignals:
             return None  # Arrow's binary_join: a null piece makes the whole prompt null
         return _NL.join(piece for piece in out if piece is not None)
 
+    def _mask_line(self, line: bytes) -> bytes | None:
+        """:meth:`_mask_lines` of a one-line prompt: the same rules, where a line has no
+        neighbours (no previous line ending with a colon, no run of turn labels shorter than
+        ``TURN_RUN`` lines, no paragraph of two prose lines, no next line)."""
+        n = len(line)
+        if n == 0 or (n <= 8 and not self._nonblank.search(line)):
+            return b""  # blank
+        code = is_list = is_label = turn_label = ends_colon = False
+        if self._structure.search(line):
+            code = self._fence.search(line)  # a lone fence line is code (fences included)
+            is_list = self._list.search(line)
+            is_label = self._label.search(line)
+            turn_label = self._turn_label.search(line)
+            ends_colon = line.decode().rstrip(self._spaces).endswith((":", "："))
+        is_list = is_list and not code
+        is_label = is_label and not is_list and not code
+        turn_label = turn_label and is_label
+        ends_colon = ends_colon and not is_label and not is_list and not code
+        in_run = turn_label and _tpl.TURN_RUN <= 1
+        plain = not (code or is_list or is_label or ends_colon)
+        if code or in_run:
+            return _MASK
+        if is_list:
+            return b"- " + _MASK
+        if is_label:
+            label = self._label_only.group(line, 1)
+            return None if label is None else label + b" " + _MASK
+        if plain and n >= _tpl.LONG_LINE_BYTES:
+            last = self._last_ask.group(line, 1)
+            return _MASK + b" " + (last or b"")
+        if (plain or ends_colon) and n >= _tpl.LONG_SENTENCE_CHARS:
+            return self._sentence.sub(line)
+        return line
+
     # ---------------------------------------------------------------------------- cot
 
     def _cot(self, raw: bytes, low: bytes) -> tuple[str, float]:
         """``cot_elicitation`` of one non-null prompt: (label, float32 score as float)."""
         if not self._prefilter.search(raw):
             return _cot.NONE, 0.0
-        gate = self._gate.search(low)
-        step = self._step.search(low)
+        hits = self._cot_set.matches(low)
+        index = self._cot_set.index
+        gate = index[self._gate] in hits
+        step = index[self._step] in hits
         if not gate and not step:
             return _cot.NONE, 0.0
         feat = {"step": step}
         for name, wide, rx in self._features:
-            feat[name] = (gate or (wide and step)) and rx.search(low)
+            feat[name] = (gate or (wide and step)) and index[rx] in hits
         miss = 1.0
         for weight, names in _cot._TERMS:
             if all(feat[name] for name in names):
@@ -524,19 +637,21 @@ class ScalarSignals:
 
     def _levels(self, low: bytes, *, with_weak: bool = True) -> tuple[int, int]:
         """``capability._levels`` of one lower-cased text: (strong, weak) index, -1 for none."""
+        hits = self._levels_set.matches(low)
+        index = self._levels_set.index
         rare: bool | None = None
         for k, strong in enumerate(self._strong):
             if self._rare_cats[k]:
                 if rare is None:
-                    rare = self._rare_gate.search(low)
+                    rare = index[self._rare_gate] in hits
                 if not rare:
                     continue
-            if strong.search(low):
+            if index[strong] in hits:
                 return k, -1
-        if not with_weak or not self._weak_any.search(low):
+        if not with_weak or index[self._weak_any] not in hits:
             return -1, -1
         for k, weak in self._weak:
-            if weak.search(low):
+            if index[weak] in hits:
                 return -1, k
         return -1, -1
 
