@@ -84,7 +84,9 @@ FLOORS = ("floor-httpx", "floor-aiohttp")
 #: upstream client, uvicorn's pure-Python h11 parser) for a same-run before/after comparison;
 #: ``gateway-admit`` has admission control on (:data:`ADMIT`), showing what the overloaded
 #: rates look like when the excess is turned away with 503 instead of queued.
-VARIANTS = ("gateway-httpx-h11", "gateway-admit")
+#: ``gateway-redis-nosync`` is ``gateway-redis`` with ``online_sync_s = 0`` (no background sharing
+#: of per-account online state), showing what the sharing costs.
+VARIANTS = ("gateway-httpx-h11", "gateway-admit", "gateway-redis-nosync")
 #: ``max_in_flight``, ``max_queued``, ``queue_timeout_s`` of ``gateway-admit``.
 ADMIT = (32, 32, 0.05)
 MODEL = "mock-field"
@@ -185,6 +187,11 @@ def write_fixtures(work: Path, mock_url: str, redis_url: str) -> dict[str, Path]
     red = work / "gateway-redis.toml"
     red.write_text(common + f'store = "{redis_url}"\nlog_dir = "{work / "log-redis"}"\n')
     out = {"keys": keys, "det": det, "policy": policy, "gateway-memory": mem, "gateway-redis": red}
+    # the Redis gateway without the background online-state sync: what sharing costs
+    out["gateway-redis-nosync"] = work / "gateway-redis-nosync.toml"
+    out["gateway-redis-nosync"].write_text(
+        common + f'store = "{redis_url}"\nonline_sync_s = 0\nlog_dir = "{work / "log-redis-nosync"}"\n'
+    )
     memory_common = common + f'store = "memory://"\nverdicts = "{det}"\n'
     out["gateway-httpx-h11"] = work / "gateway-httpx-h11.toml"
     out["gateway-httpx-h11"].write_text(
@@ -1590,7 +1597,7 @@ def main() -> None:
     env = {"DISTILLSHIELD_MARK_KEY": MARK_KEY, "PYTHONUNBUFFERED": "1"}
     try:
         redis_url = ""
-        if "gateway-redis" in configs:
+        if any(c.startswith("gateway-redis") for c in configs):
             redis_bin = shutil.which("redis-server") or "/usr/bin/redis-server"
             rport = free_port()
             rp = start(
