@@ -88,13 +88,15 @@ COUNTRY_UTC_OFFSET: dict[str, float] = {
 }  # fmt: skip
 
 #: Value kinds in ``vals``, grouped by the pass over the exchange rows that yields them.
-#: Each group is one ``GROUP BY account_id, <columns>`` over the joined exchanges; its kinds
-#: are rolled up from that (much smaller) result. Grouping the wide rows once per family
-#: instead of once per kind is what keeps the statistics pass linear with a small constant:
-#: at seed scale (23M exchanges) the fourteen per-kind hash aggregations over the full rows
-#: were most of a scan's time. Which kinds share a group is about cardinality only — the
+#: Each group is one ``GROUP BY account_id, <its key>`` over the joined exchanges
+#: (:data:`_GROUP_KEYS`); its kinds are rolled up from that smaller result, so the wide rows
+#: are hashed five times, not once per kind, and expressions such as the client hash run once
+#: per distinct value, not per row. Which kinds share a group is about cardinality only — the
 #: network columns are functions of the address, the template family and capability of the
-#: template, so the combined keys are barely more numerous than the finest of them.
+#: template — so a combined key is barely more numerous than the finest of its columns.
+#: Measured on three seed-scale days (3.3M exchanges) the value-kind aggregations were
+#: 2.4 s of the pass against 8 s for the join that feeds them; grouping saves ~3 % of the
+#: ``vals`` statement there (docs/benchmarks.md, run 10).
 VAL_GROUPS: dict[str, dict[str, str]] = {
     # hour buckets; the date and the hour of day are read off the bucket, not cast per row
     "time": {"date": "CAST(CAST(hb AS DATE) AS VARCHAR)", "hour": "CAST(hour(hb) AS VARCHAR)"},
@@ -109,19 +111,16 @@ VAL_GROUPS: dict[str, dict[str, str]] = {
     "conversation": {"conversation": "conversation_id"},
 }
 
-#: The per-row key each group aggregates over, as ``(expression, name)`` pairs (``hb``: the
-#: request's UTC hour).
-_GROUP_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
-    "time": (("date_trunc('hour', ts)", "hb"),),
-    "net": (("ip", "ip"), ("ip_prefix", "ip_prefix"), ("asn_name", "asn_name"), ("ip_country", "ip_country")),
-    "client": (("user_agent", "user_agent"), ("tls_fingerprint", "tls_fingerprint")),
-    "content": (
-        ("template_id", "template_id"),
-        ("template_family", "template_family"),
-        ("capability", "capability"),
-    ),
-    "conversation": (("conversation_id", "conversation_id"),),
+#: The key columns each group aggregates over; a column not in the joined rows is derived
+#: by :data:`_DERIVED` (``hb``: the request's UTC hour).
+_GROUP_KEYS: dict[str, tuple[str, ...]] = {
+    "time": ("hb",),
+    "net": ("ip", "ip_prefix", "asn_name", "ip_country"),
+    "client": ("user_agent", "tls_fingerprint"),
+    "content": ("template_id", "template_family", "capability"),
+    "conversation": ("conversation_id",),
 }
+_DERIVED: dict[str, str] = {"hb": "date_trunc('hour', ts)"}
 
 #: Every value kind in ``vals`` (``metadata`` comes from its own regular-expression pass).
 VAL_KINDS: tuple[str, ...] = (*(k for g in VAL_GROUPS.values() for k in g), "metadata")
@@ -256,9 +255,10 @@ def _rows_statement(ex: str, sig: str, enr: str, tables: tuple[str, ...]) -> str
     """The exchanges joined with their signals and enrichment: only the columns ``tables``
     read, one join for all of them.
 
-    The join on ``request_id`` is the costliest step of the statistics pass (at seed scale
-    ~50 s per join against ~5 s per aggregation over the joined rows), so it runs once and
-    the statements read its result, instead of each statement joining for itself. Only
+    The join on ``request_id`` is the costliest step of the statistics pass (one join took
+    51 s at seed scale; on three seed-scale days 8 s against 2.4 s for every value-kind
+    aggregation together), so it runs once and the statements read its result, instead of
+    each statement joining for itself (five joins before). Only
     the columns read are kept: a full-width copy of 23M rows spilled under a 6 GB limit.
     """
     picked: list[list[str]] = [[], [], []]
@@ -362,11 +362,14 @@ LEFT JOIN gm ON gm.account_id = b.account_id
 LEFT JOIN night ON night.account_id = b.account_id
 LEFT JOIN rp ON rp.account_id = b.account_id"""
 
+    def key_exprs(keys: tuple[str, ...]) -> list[str]:
+        return [_DERIVED.get(k, k) for k in keys]
+
     groups = [
         f"g_{name} AS (SELECT account_id, "
-        + ", ".join(f"{expr} AS {col}" for expr, col in keys)
+        + ", ".join(f"{x} AS {k}" for x, k in zip(key_exprs(keys), keys, strict=True))
         + f", count(*) AS c FROM {e} GROUP BY account_id, "
-        + ", ".join(expr for expr, _ in keys)
+        + ", ".join(key_exprs(keys))
         + ")"
         for name, keys in _GROUP_KEYS.items()
     ]
@@ -374,7 +377,7 @@ LEFT JOIN rp ON rp.account_id = b.account_id"""
         # a kind that is its group's whole key is already aggregated (no second pass over,
         # e.g., millions of single-turn conversation ids)
         f"SELECT account_id, '{kind}' AS kind, {expr} AS val, c FROM g_{name} WHERE {expr} IS NOT NULL"
-        if _GROUP_KEYS[name] == ((expr, expr),)
+        if _GROUP_KEYS[name] == (expr,)
         else f"SELECT account_id, '{kind}' AS kind, {expr} AS val, sum(c) AS c FROM g_{name} "
         f"WHERE {expr} IS NOT NULL GROUP BY account_id, {expr}"
         for name, kinds in VAL_GROUPS.items()
