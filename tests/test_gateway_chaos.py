@@ -237,6 +237,7 @@ def test_redis_killed_fail_open_keeps_serving_and_logs_reach_the_stream(
             None,
             upstream=upstream,
             store=redis_server.url,
+            store_timeout_s=2.0,  # a loaded CI runner can stall a round trip past 50 ms
             policy=str(_policy(tmp_path, "open")),
             log_dir=str(tmp_path / "log"),
             log_sink="redis",
@@ -288,6 +289,7 @@ def test_redis_killed_fail_closed_refuses_until_back(tmp_path: Path, redis_serve
             None,
             upstream=upstream,
             store=redis_server.url,
+            store_timeout_s=2.0,  # a loaded CI runner can stall a round trip past 50 ms
             policy=str(_policy(tmp_path, "closed")),
             log_dir=str(tmp_path / "log"),
             verdict_refresh_s=0.05,
