@@ -240,6 +240,94 @@ def test_unflagged_accounts_never_join_a_campaign() -> None:
     assert "zz" not in assign and len(assign) == 5
 
 
+def test_an_over_cap_staff_handle_joins_its_fragments_and_loners_but_not_another_campaign() -> None:
+    # one operator's accounts in three payment fragments plus four loners with no edge; a
+    # second campaign (d) holds a few of the handle's holders inside a larger community
+    rows = (
+        _clique("a", 6, "payment")
+        + _clique("b", 5, "payment")
+        + _clique("c", 4, "payment")
+        + _clique("d", 12, "ip")
+    )
+    loners = [f"z{i}" for i in range(4)]
+    flagged = sorted({x for r in rows for x in r[:2]} | set(loners))
+    holders = [f"a{i:02d}" for i in range(6)] + [f"b{i:02d}" for i in range(3)] + ["c00"]
+    holders += [*loners, "d00", "d01", "d02"]
+    before = _cluster(flagged, _edges(rows))
+    assert len({before[a] for a in holders if a in before}) == 4 and not set(loners) & set(before)
+    assign = _cluster(flagged, _edges(rows), hubs={'metadata="user": "ops-1"': sorted(holders)})
+    joined = {assign[x] for x in [f"a{i:02d}" for i in range(6)] + [f"b{i:02d}" for i in range(5)] + loners}
+    assert len(joined) == 1  # fragment b: 3 of its 5 members hold the handle, so all 5 come
+    assert assign["c00"] != assign["a00"] and assign["c01"] == assign["c00"]  # 1 of 4: stays
+    assert {assign[f"d{i:02d}"] for i in range(12)} == {before["d00"]}  # 3 of 12: untouched
+    # loners alone under a hub form a campaign; a hub with one flagged holder makes none
+    only = _cluster([*loners, "y"], _edges([]), hubs={"payment=card-9": loners, "payment=card-7": ["y"]})
+    assert set(only) == set(loners) and len(set(only.values())) == 1
+
+
+def test_hub_values_are_over_cap_cards_and_handles_held_mostly_by_flagged_accounts() -> None:
+    from distillshield.detect.campaigns import _hub_values
+    from distillshield.features.stats import StatsNames
+
+    b = get_backend("duckdb")
+    st = StatsNames()
+    ids = [f"u{i:02d}" for i in range(12)]
+    rows: list[tuple[str, str, str]] = []
+    rows += [(a, "metadata", '"user": "ops-1"') for a in ids[:6]]  # 6 holders, 5 flagged
+    rows += [(a, "metadata", '"sdk": "stock"') for a in ids[:6]]  # ... so this is a hub too
+    rows += [(a, "metadata", '"env": "prod"') for a in ids[4:12]]  # 8 holders, 2 flagged
+    rows += [(a, "metadata", '"user": "few"') for a in ids[:3]]  # all flagged, under the cap
+    rows += [(a, "ip", "10.0.0.1") for a in ids]  # not an identity kind
+    b.register(
+        st.vals,
+        pa.table(
+            {
+                "chunk": ["c"] * len(rows),
+                "account_id": [r[0] for r in rows],
+                "kind": [r[1] for r in rows],
+                "val": [r[2] for r in rows],
+                "c": [1] * len(rows),
+            }
+        ),
+    )
+    cards = ["card-1"] * 5 + ["card-2"] * 4 + [None] * 3
+    b.register("acc", pa.table({"account_id": ids, "payment_fingerprint": cards}))
+    flagged = [*ids[:5], "u06"]
+    hubs = _hub_values(b, st.vals, "acc", flagged, max_group=3)
+    assert hubs == {
+        'metadata="sdk": "stock"': ids[:5],
+        'metadata="user": "ops-1"': ids[:5],
+        "payment=card-1": ids[:5],
+    }
+    assert _hub_values(b, st.vals, "acc", flagged, max_group=6) == {}  # nothing over the cap
+
+
+def test_operator_profiles_ignore_a_clue_carried_by_a_few_misplaced_accounts() -> None:
+    from distillshield.detect.campaigns import _attach_operators
+
+    def campaign(cid: str, cards: dict[str, int], clues: dict[str, int]) -> dict[str, object]:
+        return {
+            "id": cid,
+            "infrastructure": {
+                "payment_fingerprints": [{"value": v, "accounts": n} for v, n in cards.items()]
+            },
+            "metadata_clues": [{"key": "user", "value": v, "accounts": n} for v, n in clues.items()],
+        }
+
+    cs = [
+        campaign("b", {"card-b": 20}, {"ops-1": 900}),
+        campaign("c", {"card-c": 40}, {"ops-1": 30}),  # 30 of B's accounts placed in C: 3 %
+        campaign("e", {"card-e": 5}, {"ops-1": 200}),  # the same staff in a second campaign: 18 %
+        campaign("f", {"card-c": 10}, {}),  # paid with C's card
+        campaign("g", {}, {}),
+    ]
+    _attach_operators(cs)
+    actor = {str(c["id"]): c.get("actor") for c in cs}
+    assert actor["b"] == actor["e"] != actor["c"] == actor["f"]
+    assert actor["g"] is None and actor["b"] and actor["c"]
+    assert "meta:user=ops-1" not in cs[1]["operator_evidence"]
+
+
 def test_corroboration_and_coordinated_novelty() -> None:
     from distillshield.detect.campaigns import _promote
 

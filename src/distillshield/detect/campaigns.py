@@ -12,6 +12,19 @@ Clustering (why Leiden over flagged accounts, then an identity merge)
     campaigns share prompt skeletons across operators. Measured alternatives in
     docs/scoring.md (``bench/eval_clustering.py``).
 
+Over-cap identity values (scale)
+    ``linking`` skips values shared by more than ``max_group`` accounts: at that size a value
+    is usually infrastructure everyone uses, and its pairs grow quadratically. A staff handle
+    or a card of a large operator grows past the cap too (at seed scale each of campaign B's
+    staff handles is held by ~3,000 accounts), and the campaign then falls apart into its
+    payment-linked fragments. So, after Leiden, a card or ``"key": "value"`` metadata pair
+    held by more than ``max_group`` accounts *of which most were flagged* (a stock framework
+    tag is held mostly by accounts nobody flagged) acts as one hub: the communities made
+    mostly of its holders (at least half of their members) and the flagged holders left in
+    no community are joined through it. A community where its holders are a minority keeps
+    its members: a few of one operator's accounts inside another's cluster do not merge two
+    campaigns. No pairs are generated, so the cost is the holders, not their square.
+
 Corroboration
     An account the model scores at 0.5 or more (more likely than not) but below its flag
     threshold is flagged when it shares an identity edge (payment, metadata, signup) with
@@ -55,7 +68,7 @@ import pyarrow.compute as pc
 from distillshield.backends import Backend, quote_name
 from distillshield.features.stats import StatsNames
 from distillshield.linking import STRONG_KINDS
-from distillshield.linking.edges import stats_params
+from distillshield.linking.edges import EdgeParams, stats_params
 
 __all__ = ["CLUSTER_KINDS", "build_campaigns", "campaign_id_for"]
 
@@ -74,6 +87,9 @@ MERGE_MIN_EDGES = 3
 #: hosting /24s (docs/scoring.md); an exact address, a card, a sign-up script or a staff handle
 #: is still enough.
 NOVELTY_KINDS: tuple[str, ...] = (*(k for k in STRONG_KINDS if k != "prefix"), "metadata")
+#: Share of a clue's holders (over all campaigns) a campaign must hold for the clue to tie it
+#: to an operator profile (:func:`_attach_operators`).
+OPERATOR_MIN_SHARE = 0.1
 #: Smallest cluster reported as a campaign.
 MIN_CAMPAIGN_SIZE = 2
 #: Indicators kept per kind in the dossier.
@@ -83,6 +99,7 @@ MAX_LINK_EDGES = 400
 
 _MEMBERS = "_ds_campaign_members"
 _FLAG_EDGES = "_ds_campaign_edges"
+_FLAGGED = "_ds_campaign_flagged"
 _PAIR = r'"([^"\\]{1,64})"[ ]*:[ ]*"([^"\\]{1,128})"'
 
 
@@ -156,7 +173,13 @@ def _promote(
     return flagged, promoted
 
 
-def _cluster(flagged_ids: list[str], edges: pa.Table, *, seed: int = 0) -> dict[str, str]:
+def _cluster(
+    flagged_ids: list[str],
+    edges: pa.Table,
+    *,
+    seed: int = 0,
+    hubs: dict[str, list[str]] | None = None,
+) -> dict[str, str]:
     """account -> campaign id for flagged accounts in clusters of >= MIN_CAMPAIGN_SIZE.
 
     Leiden (modularity, weighted by the summed evidence weights of :data:`CLUSTER_KINDS`) on
@@ -165,8 +188,11 @@ def _cluster(flagged_ids: list[str], edges: pa.Table, *, seed: int = 0) -> dict[
     handle, one sign-up script) are merged: shared proxies can be a coincidence of two
     operators renting from one provider, shared money and staff cannot. Why not plain
     connected components: see the module docstring and docs/scoring.md.
+
+    ``hubs``: over-cap identity values (:func:`_hub_values`), value -> its flagged holders;
+    each joins the communities made mostly of its holders and its holders left alone.
     """
-    if not flagged_ids or edges.num_rows == 0:
+    if not flagged_ids or (edges.num_rows == 0 and not hubs):
         return {}
     import igraph as ig
     import leidenalg
@@ -194,15 +220,21 @@ def _cluster(flagged_ids: list[str], edges: pa.Table, *, seed: int = 0) -> dict[
         weight[key] = weight.get(key, 0.0) + float(w)
         if k in IDENTITY_KINDS:
             identity.append(key)
-    if not weight:
+    if not weight and not hubs:
         return {}
     pairs = sorted(weight)
-    graph = ig.Graph(n=len(nodes), edges=pairs)
-    graph.es["weight"] = [weight[p] for p in pairs]
-    part = leidenalg.find_partition(graph, leidenalg.ModularityVertexPartition, weights="weight", seed=seed)
-    community = list(part.membership)
-    # merge communities tied by enough identity edges (union-find over community ids)
-    parent = list(range(max(community) + 1))
+    if pairs:
+        graph = ig.Graph(n=len(nodes), edges=pairs)
+        graph.es["weight"] = [weight[p] for p in pairs]
+        part = leidenalg.find_partition(
+            graph, leidenalg.ModularityVertexPartition, weights="weight", seed=seed
+        )
+        community = list(part.membership)
+    else:
+        community = list(range(len(nodes)))
+    # merge communities tied by enough identity edges (union-find over community ids); ids
+    # past the communities' stand for hub values
+    parent = list(range(max(community) + 1 + len(hubs or {})))
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -218,8 +250,11 @@ def _cluster(flagged_ids: list[str], edges: pa.Table, *, seed: int = 0) -> dict[
     for (ca, cb), n in sorted(between.items()):
         if n >= MERGE_MIN_EDGES:
             parent[find(ca)] = find(cb)
-    groups: dict[int, list[str]] = {}
     degree = {i for p in pairs for i in p}
+    if hubs:
+        _join_hubs(hubs, index, community, degree, parent, find)
+        degree |= {index[a] for holders in hubs.values() for a in holders if a in index}
+    groups: dict[int, list[str]] = {}
     for i, a in enumerate(nodes):
         if i in degree:
             groups.setdefault(find(community[i]), []).append(a)
@@ -229,6 +264,71 @@ def _cluster(flagged_ids: list[str], edges: pa.Table, *, seed: int = 0) -> dict[
             cid = campaign_id_for(members)
             out.update({a: cid for a in members})
     return out
+
+
+def _join_hubs(
+    hubs: dict[str, list[str]],
+    index: dict[str, int],
+    community: list[int],
+    degree: set[int],
+    parent: list[int],
+    find: Any,
+) -> None:
+    """Union each hub value (a node past the community ids) with its communities and loners.
+
+    A community joins when at least half of its members hold the value; a holder in no
+    community of two or more (no edge, or Leiden left it alone) joins on its own. Every
+    member's community is taken after the identity merge (``find``), so "half" is of the
+    merged community.
+    """
+    # communities as they were before any hub joined them
+    root_of = {i: find(community[i]) for i in {index[a] for hs in hubs.values() for a in hs if a in index}}
+    root_size = Counter(find(community[i]) for i in degree)
+    first_hub = len(parent) - len(hubs)
+    for h, value in enumerate(sorted(hubs)):
+        node = first_hub + h
+        held: Counter[int] = Counter()
+        for a in hubs[value]:
+            i = index.get(a)
+            if i is None:
+                continue
+            root = root_of[i]
+            if i not in degree or root_size[root] < MIN_CAMPAIGN_SIZE:
+                parent[find(root)] = find(node)  # a loner (its own community id)
+            else:
+                held[root] += 1
+        for root, n in sorted(held.items()):
+            if 2 * n >= root_size[root]:
+                parent[find(root)] = find(node)
+
+
+def _hub_values(
+    backend: Backend, vals: str, acc: str, flagged_ids: list[str], max_group: int
+) -> dict[str, list[str]]:
+    """Cards and metadata pairs held by more than ``max_group`` accounts, most of them flagged.
+
+    Returns ``"kind=value"`` -> the flagged holders (sorted). Read from the statistics'
+    value sets and the accounts table, with the flagged ids registered as a table.
+    """
+    backend.register(_FLAGGED, pa.table({"account_id": pa.array(sorted(flagged_ids), pa.string())}))
+    try:
+        sql = (
+            f"WITH m AS (SELECT DISTINCT 'metadata' AS kind, val, account_id FROM {quote_name(vals)} "
+            "WHERE kind = 'metadata' AND val IS NOT NULL "
+            "UNION ALL SELECT DISTINCT 'payment' AS kind, payment_fingerprint AS val, account_id "
+            f"FROM {acc} WHERE payment_fingerprint IS NOT NULL), "
+            "h AS (SELECT m.kind, m.val FROM m LEFT JOIN "
+            f"{_FLAGGED} f ON f.account_id = m.account_id GROUP BY m.kind, m.val "
+            f"HAVING count(*) > {int(max_group)} AND 2 * count(f.account_id) > count(*)) "
+            "SELECT h.kind, h.val, m.account_id FROM h JOIN m ON m.kind = h.kind AND m.val = h.val "
+            f"JOIN {_FLAGGED} f ON f.account_id = m.account_id ORDER BY h.kind, h.val, m.account_id"
+        )
+        out: dict[str, list[str]] = {}
+        for r in _rows(backend, sql):
+            out.setdefault(f"{r['kind']}={r['val']}", []).append(str(r["account_id"]))
+        return out
+    finally:
+        backend.register(_FLAGGED, pa.table({"account_id": pa.array([], pa.string())}))
 
 
 def _rows(backend: Backend, sql: str) -> list[dict[str, Any]]:
@@ -458,6 +558,7 @@ def build_campaigns(
     dossiers: bool = True,
     seed: int = 0,
     stats: StatsNames | None = None,
+    max_group: int = EdgeParams().max_group,
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
     """Cluster flagged accounts and write each campaign's dossier.
 
@@ -465,6 +566,8 @@ def build_campaigns(
     account); returns it with ``flagged`` updated by corroboration and coordinated novelty and ``campaign_id``
     and ``campaign_share`` added, plus the campaign objects sorted by score then id.
     ``stats``: the statistics tables the scan finished from (the dossier reads them).
+    ``max_group``: the linking cap the edges were built with; identity values held by more
+    accounts than that, most of them flagged, join campaigns as hubs (module docstring).
     """
     ex, acc = str(names["exchanges"]), str(names["accounts"])
     rel = names.get("releases")
@@ -481,7 +584,9 @@ def build_campaigns(
         if a in promoted:
             reasons[i] = [promoted[a], *reasons[i]]
     flagged_ids = [a for a, f in zip(ids, flagged, strict=True) if f]
-    assign = _cluster(flagged_ids, edges, seed=seed) if dossiers else {}
+    st = stats or StatsNames()
+    hubs = _hub_values(backend, st.vals, acc, flagged_ids, max_group) if flagged_ids and dossiers else {}
+    assign = _cluster(flagged_ids, edges, seed=seed, hubs=hubs) if dossiers else {}
     campaign_col = [assign.get(a) for a in ids]
     members = pa.table(
         {
@@ -504,7 +609,6 @@ def build_campaigns(
     )
     if not dossiers:
         return out.append_column("campaign_share", pa.nulls(out.num_rows, pa.float64())), []
-    st = stats or StatsNames()
     _campaign_families(backend, st, out)
     share = _campaign_share(backend, st)
     out = out.append_column("campaign_share", pa.array([share.get(a) for a in ids], pa.float64()))
@@ -601,12 +705,27 @@ def _attach_operators(campaigns: list[dict[str, Any]]) -> None:
     A profile is only attached when money or metadata supports it (shared proxies alone are
     rented by many operators). The id hashes the profile's sorted clue values, so the same
     evidence gives the same id on every run.
+
+    A clue ties a campaign to a profile only when the campaign holds at least
+    :data:`OPERATOR_MIN_SHARE` of the clue's holders over all campaigns. A few of one
+    operator's accounts that Leiden placed in another operator's cluster (they share its
+    proxies) carry their own staff handle into that cluster's clues; at seed scale campaign
+    B's harness tag was held by 2,721 accounts of B's cluster, 105 of C's and 39 of D's, and
+    joined the three operators into one profile.
     """
-    clues: dict[str, set[str]] = {}
+    held: dict[str, dict[str, int]] = {}
     for c in campaigns:
-        vals = {f"pay:{i['value']}" for i in c["infrastructure"].get("payment_fingerprints", [])}
-        vals |= {f"meta:{m['key']}={m['value']}" for m in c["metadata_clues"]}
-        clues[c["id"]] = vals
+        for i in c["infrastructure"].get("payment_fingerprints", []):
+            held.setdefault(c["id"], {})[f"pay:{i['value']}"] = int(i["accounts"])
+        for m in c["metadata_clues"]:
+            held.setdefault(c["id"], {})[f"meta:{m['key']}={m['value']}"] = int(m["accounts"])
+    total: Counter[str] = Counter()
+    for counts in held.values():
+        total.update(counts)
+    clues: dict[str, set[str]] = {
+        c["id"]: {v for v, n in held.get(c["id"], {}).items() if n >= OPERATOR_MIN_SHARE * total[v]}
+        for c in campaigns
+    }
     parent = {c["id"]: c["id"] for c in campaigns}
 
     def find(x: str) -> str:

@@ -370,7 +370,7 @@ def scan_tables(
         }
     )
     accounts, campaigns = build_campaigns(
-        b, names, accounts, edges, dossiers=dossiers, seed=seed, stats=stats
+        b, names, accounts, edges, dossiers=dossiers, seed=seed, stats=stats, max_group=params.max_group
     )
     if intel is not None:
         from distillshield.detect.peers import campaign_intel
