@@ -31,6 +31,7 @@ from distillshield.cli import app as cli_app
 from distillshield.gateway import _workers as workers_mod
 from distillshield.gateway import load_config, open_store
 from distillshield.gateway._log import encode_record, normalize_record
+from distillshield.gateway._metrics import forget_dead_workers, multiprocess_ready
 from distillshield.gateway._workers import (
     ENV,
     claim_worker_index,
@@ -95,6 +96,28 @@ def test_worker_factory_takes_an_index_its_own_wal_and_a_derived_worker_id(
     with pytest.raises(SystemExit) as exc:  # uvicorn's start-up failure: the group stops
         worker_app()
     assert exc.value.code == 3
+
+
+def test_metrics_files_of_dead_workers_stop_counting_in_live_gauges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer exists
+    names = [
+        f"gauge_livesum_{gone.pid}.db",  # a killed worker's in-flight count: dropped
+        f"gauge_livemax_{gone.pid}.db",
+        f"counter_{gone.pid}.db",  # its requests still count
+        f"gauge_livesum_{os.getpid()}.db",  # a live worker's: kept
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    assert forget_dead_workers(tmp_path) == [gone.pid]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
+    # a worker whose prometheus_client was not started in multiprocess mode is refused
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    assert "PROMETHEUS_MULTIPROC_DIR is None" in (multiprocess_ready(tmp_path) or "")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert "imported before" in (multiprocess_ready(tmp_path) or "")  # this process: too late
 
 
 def _segment(wal: Path, ids: list[str]) -> None:
@@ -192,6 +215,19 @@ def _one(url: str, key: str, n: int) -> tuple[int | str, str | None]:
         r = client.post(f"{url}/v1/chat/completions", json=body, headers=headers)
         ok = r.status_code == 200 and bool(r.json().get("choices"))
         return (200 if ok else f"{r.status_code}: {r.text[:300]}"), r.headers.get("x-request-id")
+
+
+def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``/metrics`` on a new connection, as ``{(sample name, sorted labels): value}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with httpx.Client(timeout=10.0) as client:
+        text = client.get(f"{url}/metrics").text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def _online(redis_url: str, account: str) -> dict[str, bytes]:
@@ -312,6 +348,24 @@ def test_two_workers_share_one_redis_survive_a_crash_and_log_every_acknowledged_
 
             _wait("the replacement served acct_a", replacement_served, out=out)
             batch(keys)
+
+            # 4. /metrics is the group's, whichever worker answers the scrape: every request
+            # counted once (the killed worker's included), nothing left in flight, and the
+            # killed worker's live gauges dropped by its replacement
+            def metrics_agree() -> bool:
+                scrapes = [_scrape(url) for _ in range(6)]  # new connections: both workers answer
+                return all(
+                    m.get(("distillshield_requests_total", (("endpoint", "chat"), ("status", "200"))))
+                    == len(acked)
+                    and m.get(("distillshield_in_flight", ())) == 0
+                    for m in scrapes
+                )
+
+            _wait("/metrics counts every worker's requests", metrics_agree, out=out)
+            metrics_dir = log_dir / "metrics"
+            assert list(metrics_dir.glob("counter_*.db")) and not list(
+                metrics_dir.glob(f"gauge_live*_{dead}.db")
+            )
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)  # the parent stops every worker; each drains

@@ -56,12 +56,14 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distillshield.gateway._metrics import forget_dead_workers, multiprocess_ready
 from distillshield.gateway.config import GatewayConfig
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "DrainedLog",
     "claim_worker_index",
     "drain_orphan_logs",
+    "metrics_dir_for",
     "serve_workers",
     "shared_store_problem",
     "worker_app",
@@ -92,6 +95,11 @@ def worker_dir(log_dir: str | Path, index: int) -> Path:
 def worker_wal_dir(log_dir: str | Path, index: int) -> Path:
     """Worker ``index``'s write-ahead log: ``LOG_DIR/worker-<index>/wal``."""
     return worker_dir(log_dir, index) / "wal"
+
+
+def metrics_dir_for(log_dir: str | Path) -> Path:
+    """Where the workers of a group keep their Prometheus values: ``LOG_DIR/metrics``."""
+    return Path(log_dir) / "metrics"
 
 
 def shared_store_problem(config: GatewayConfig, workers: int) -> str | None:
@@ -147,6 +155,11 @@ def worker_app() -> Any:
     try:
         spec = json.loads(os.environ[ENV])
         config = GatewayConfig.model_validate(spec["config"])
+        if config.metrics_dir is not None:
+            problem = multiprocess_ready(config.metrics_dir)
+            if problem is not None:
+                raise RuntimeError(f"metrics: {problem}")
+            forget_dead_workers(config.metrics_dir)
         index, fd = claim_worker_index(config.log_dir)
         _claims.append(fd)
         config = config.model_copy(update={"worker_id": f"{spec['worker_base']}:{index}"})
@@ -237,6 +250,14 @@ def serve_workers(config: GatewayConfig, *, host: str, port: int, workers: int) 
     )
     sock = uv.bind_socket()
     base = config.worker_id or f"{socket.gethostname()}:{sock.getsockname()[1]}"
+    # one metrics directory for this group (module docstring of gateway._metrics), emptied:
+    # files of an earlier run would be summed into this one's counters
+    metrics_dir = Path(config.metrics_dir or metrics_dir_for(config.log_dir))
+    if metrics_dir.is_dir():
+        shutil.rmtree(metrics_dir)
+    metrics_dir.mkdir(parents=True)
+    config = config.model_copy(update={"metrics_dir": str(metrics_dir)})
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by the workers' first import
     os.environ[ENV] = json.dumps({"config": config.model_dump(mode="json"), "worker_base": base})
     supervisor = Multiprocess(uv, sockets=[sock])
     try:

@@ -140,6 +140,8 @@ class _Timing:
 
 
 _TIMING_KEY = "distillshield.timing"
+#: How often a worker of several writes its exchange-log gauges for the others' scrapes.
+_LOG_METRICS_S = 1.0
 
 
 def _timing_of(scope: Scope, clock: Callable[[], float]) -> _Timing:
@@ -297,7 +299,7 @@ class Gateway:
         self.policy_path = Path(config.policy) if config.policy else DEFAULT_POLICY
         self._policy_mtime = self._mtime()
         policy = load_policy(self.policy_path)
-        self.metrics = GatewayMetrics(policy.fail_mode)
+        self.metrics = GatewayMetrics(policy.fail_mode, multiprocess_dir=config.metrics_dir)
         self.engine = engine or Engine(policy, account_facts=self._account_facts)
         if engine is not None:
             self.engine.set_policy(policy)
@@ -385,6 +387,9 @@ class Gateway:
         ]
         if self.online_share is not None:
             self._tasks.append(asyncio.create_task(self._every(self.config.online_sync_s, self.sync_online)))
+        if self.metrics.multiprocess_dir is not None:
+            # a scrape reaches one worker: the others' log gauges must already be in their files
+            self._tasks.append(asyncio.create_task(self._every(_LOG_METRICS_S, self._publish_log_metrics)))
 
     async def shutdown(self) -> None:
         for t in self._tasks:
@@ -398,6 +403,7 @@ class Gateway:
             await _maybe_await(closer())
         await self.upstream.aclose()
         await self.store.close()
+        self.metrics.process_exited()
 
     def _open_log(self) -> Any:
         return open_exchange_log(self.config)
@@ -965,14 +971,21 @@ class Gateway:
         except Exception:
             log.exception("online learning failed for %s", ctx.request_id)
 
-    def render_metrics(self) -> bytes:
-        """The Prometheus exposition, with the log's counters read at scrape time."""
+    async def _publish_log_metrics(self) -> None:
+        self._set_log_metrics()
+
+    def _set_log_metrics(self) -> None:
         snap = getattr(self.exchange_log, "snapshot", None)
         st = snap() if snap is not None else None
         if st is not None:
             self.metrics.log_appended.set(getattr(st, "appended", 0))
             self.metrics.log_pending.set(getattr(st, "pending", 0))
             self.metrics.log_sink_errors.set(getattr(st, "sink_errors", 0))
+
+    def render_metrics(self) -> bytes:
+        """The Prometheus exposition, with the log's counters read at scrape time (with
+        several workers, the other workers' as of their last :data:`_LOG_METRICS_S` round)."""
+        self._set_log_metrics()
         return self.metrics.render()
 
     def _record(self, ex: _Exchange) -> dict[str, Any]:

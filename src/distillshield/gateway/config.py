@@ -89,6 +89,12 @@ class GatewayConfig(BaseModel):
         ge=0,
         description="how often per-account online state is shared through a Redis store (0 = per worker)",
     )
+    metrics_dir: str | None = Field(
+        None,
+        description="prometheus multiprocess directory: every worker's series, summed by /metrics; "
+        "`gateway --workers N` sets it to LOG_DIR/metrics (the process needs PROMETHEUS_MULTIPROC_DIR "
+        "set to it before start)",
+    )
 
     def secret(self, env_name: str | None) -> str | None:
         return None if env_name is None else os.environ.get(env_name)
