@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -266,10 +267,14 @@ def test_an_over_cap_staff_handle_joins_its_fragments_and_loners_but_not_another
 
 
 def test_hub_values_are_over_cap_cards_and_handles_held_mostly_by_flagged_accounts() -> None:
+    check_hub_values(get_backend("duckdb"))
+
+
+def check_hub_values(b: Any) -> None:
+    """The hub selection on backend ``b`` (also run on Spark by tests/test_spark_parity.py)."""
     from distillshield.detect.campaigns import _hub_values
     from distillshield.features.stats import StatsNames
 
-    b = get_backend("duckdb")
     st = StatsNames()
     ids = [f"u{i:02d}" for i in range(12)]
     rows: list[tuple[str, str, str]] = []

@@ -300,6 +300,12 @@ def test_tables_views_and_drops(sb: SparkBackend) -> None:
         sb.query("SELECT nope FROM src")
 
 
+def test_campaign_hub_selection_runs_on_spark(sb: SparkBackend) -> None:
+    from test_detect_units import check_hub_values
+
+    check_hub_values(sb)
+
+
 def test_rewrites_agree_with_duckdb(sb: SparkBackend) -> None:
     """Every entry of the rewrite table, on values where Spark's own reading would differ."""
     t = pa.table(
