@@ -232,9 +232,8 @@ def _cluster(
         community = list(part.membership)
     else:
         community = list(range(len(nodes)))
-    # merge communities tied by enough identity edges (union-find over community ids); ids
-    # past the communities' stand for hub values
-    parent = list(range(max(community) + 1 + len(hubs or {})))
+    # merge communities tied by enough identity edges (union-find over community ids)
+    parent = list(range(max(community) + 1))
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -252,7 +251,13 @@ def _cluster(
             parent[find(ca)] = find(cb)
     degree = {i for p in pairs for i in p}
     if hubs:
-        _join_hubs(hubs, index, community, degree, parent, find)
+        # union-find ids past the communities': one per node without edges (its own
+        # community, whatever id Leiden gave it), then one per hub value
+        n_comm = len(parent)
+        community = [c if i in degree else n_comm + i for i, c in enumerate(community)]
+        first_hub = n_comm + len(nodes)
+        parent.extend(range(n_comm, first_hub + len(hubs)))
+        _join_hubs(hubs, index, community, degree, parent, find, first_hub)
         degree |= {index[a] for holders in hubs.values() for a in holders if a in index}
     groups: dict[int, list[str]] = {}
     for i, a in enumerate(nodes):
@@ -273,8 +278,9 @@ def _join_hubs(
     degree: set[int],
     parent: list[int],
     find: Any,
+    first_hub: int,
 ) -> None:
-    """Union each hub value (a node past the community ids) with its communities and loners.
+    """Union each hub value (union-find id ``first_hub + h``) with its communities and loners.
 
     A community joins when at least half of its members hold the value; a holder in no
     community of two or more (no edge, or Leiden left it alone) joins on its own. Every
@@ -284,7 +290,6 @@ def _join_hubs(
     # communities as they were before any hub joined them
     root_of = {i: find(community[i]) for i in {index[a] for hs in hubs.values() for a in hs if a in index}}
     root_size = Counter(find(community[i]) for i in degree)
-    first_hub = len(parent) - len(hubs)
     for h, value in enumerate(sorted(hubs)):
         node = first_hub + h
         held: Counter[int] = Counter()
