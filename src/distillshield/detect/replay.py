@@ -38,11 +38,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from distillshield._sql import quote_name
 from distillshield.backends import Backend, get_backend
 from distillshield.detect.model import AccountModel, load_model
 from distillshield.detect.scan import ScanResult, StepStat, scan_tables
 from distillshield.errors import DistillShieldError
-from distillshield.features.stats import STATS_SCHEMAS, StatsNames, summarise
+from distillshield.features.stats import STATS_SCHEMAS, StatsNames, merge_statement, summarise
 from distillshield.linking.edges import stats_params
 
 __all__ = ["parse_every", "replay"]
@@ -60,6 +61,35 @@ def parse_every(text: str) -> timedelta:
     if delta < timedelta(minutes=1):
         raise DistillShieldError(f"--every {text!r}: the cadence must be at least one minute")
     return delta
+
+
+_STEP = "_ds_replay_step"
+_UNION = "_ds_replay_union"
+
+
+def _fold(b: Backend, state: StatsNames, chunk: dict[str, pa.Table], *, first_step: bool) -> None:
+    """Merge one step's statistics into the state's engine tables, one row per key.
+
+    The state lives in the engine (which keeps it within its memory limit and spills),
+    not in Python: holding every step's Arrow tables and re-registering their concatenation
+    made a daily replay at seed scale peak at 14.9 GB against 7.0 GB for daily
+    ``scan --state`` runs. Merging is exact (:func:`~distillshield.features.stats.
+    merge_statement`: consumers read the statistics through sums, extremes and distinct
+    counts); ``chunks`` rows are appended as they are.
+    """
+    for key, name in state.items():
+        cols = ", ".join(quote_name(c) for c in STATS_SCHEMAS[key].names)
+        b.register(_STEP, chunk[key])
+        if first_step:
+            b.execute(f"CREATE OR REPLACE TABLE {quote_name(name)} AS {merge_statement(key, _STEP)}")
+        else:
+            b.execute(
+                f"CREATE OR REPLACE TABLE {_UNION} AS SELECT {cols} FROM {quote_name(name)} "
+                f"UNION ALL SELECT {cols} FROM {_STEP}"
+            )
+            b.execute(f"CREATE OR REPLACE TABLE {quote_name(name)} AS {merge_statement(key, _UNION)}")
+            b.execute(f"DROP TABLE IF EXISTS {_UNION}")
+        b.register(_STEP, STATS_SCHEMAS[key].empty_table())  # let go of the Arrow data
 
 
 def replay(
@@ -106,7 +136,6 @@ def replay(
         bins="_ds_replay_bins",
         activity="_ds_replay_activity",
     )
-    parts: dict[str, list[pa.Table]] = {key: [] for key in STATS_SCHEMAS}
     first: dict[str, datetime] = {}
     best: dict[str, float] = {}
     last_campaign: dict[str, str] = {}
@@ -119,9 +148,8 @@ def replay(
         final = i == len(cutoffs) - 1
         names = register_window(b, data_dir, since=previous, until=cut, registered=registered)
         chunk = summarise(b, names, chunk=cut.isoformat(), params=stats_params())
-        for key, name in state.items():
-            parts[key].append(chunk[key])
-            b.register(name, pa.concat_tables(parts[key]))
+        _fold(b, state, chunk, first_step=i == 0)
+        del chunk
         previous = cut
         result = scan_tables(
             data_dir,
