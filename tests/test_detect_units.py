@@ -299,11 +299,14 @@ def check_hub_values(b: Any) -> None:
     b.register("acc", pa.table({"account_id": ids, "payment_fingerprint": cards}))
     flagged = [*ids[:5], "u06"]
     hubs = _hub_values(b, st.vals, "acc", flagged, max_group=3)
-    assert hubs == {
-        'metadata="sdk": "stock"': ids[:5],
-        'metadata="user": "ops-1"': ids[:5],
-        "payment=card-1": ids[:5],
-    }
+    assert (
+        hubs
+        == {  # every holder, the unflagged u05 included
+            'metadata="sdk": "stock"': ids[:6],
+            'metadata="user": "ops-1"': ids[:6],
+            "payment=card-1": ids[:5],
+        }
+    )
     assert _hub_values(b, st.vals, "acc", flagged, max_group=6) == {}  # nothing over the cap
 
 
@@ -360,5 +363,16 @@ def test_corroboration_and_coordinated_novelty() -> None:
     )
     flagged, why = _promote(accounts, edges, novelty_quantile=0.99, novelty_links=2, corroborated_score=0.5)
     assert set(why) == {"s1", "n1", "n2", "n3"}
+    # an over-cap staff handle held mostly by flagged accounts corroborates like a card edge
+    hubs = {'metadata="user": "ops-1"': ["f", "s2", "s3"]}
+    _, why_hub = _promote(
+        accounts, edges, novelty_quantile=0.99, novelty_links=2, corroborated_score=0.5, hubs=hubs
+    )
+    assert set(why_hub) - set(why) == {"s3"}  # s2 holds it too but is unlikely on its own
+    assert why_hub["s3"] == "corroborated: holds a metadata value shared by 3 accounts, 1 of them flagged"
+    _, alone = _promote(
+        accounts, _edges([]), novelty_quantile=0.99, novelty_links=2, corroborated_score=0.5, hubs=hubs
+    )
+    assert set(alone) == {"s3"}
     assert why["s1"].startswith("corroborated") and why["n1"].startswith("coordinated_novelty")
     assert flagged.tolist() == [True, True, False, False, True, True, True, False, False, False, False]

@@ -115,6 +115,7 @@ def _promote(
     novelty_quantile: float,
     novelty_links: int,
     corroborated_score: float,
+    hubs: dict[str, list[str]] | None = None,
 ) -> tuple[np.ndarray, dict[str, str]]:
     """Flags beyond the model's threshold, each with the reason that justifies it.
 
@@ -123,7 +124,9 @@ def _promote(
       (``score >= corroborated_score``) that shares an *identity* edge (a card, a staff
       handle, a sign-up script) with an account the model flagged outright. The prior of a
       farm's sibling is not the population's prior; one hop only, never transitively, and
-      never from an account that was itself promoted.
+      never from an account that was itself promoted. An over-cap card or staff handle held
+      mostly by flagged accounts (``hubs``, :func:`_hub_values`) is such an identity too: it
+      has no pair edges, so its holders are read from the hub.
     """
     flagged = accounts.column("flagged").to_numpy(zero_copy_only=False).copy()
     novelty = accounts.column("novelty").to_numpy(zero_copy_only=False)
@@ -131,7 +134,20 @@ def _promote(
     ids = accounts.column("account_id").to_pylist()
     index = {a: i for i, a in enumerate(ids)}
     promoted: dict[str, str] = {}
+    for value, holders in sorted((hubs or {}).items()):
+        n_flagged = sum(1 for a in holders if a in index and flagged[index[a]])
+        kind = "card" if value.startswith("payment=") else "metadata value"
+        for a in holders:
+            i = index.get(a)
+            if i is not None and not flagged[i] and score[i] >= corroborated_score:
+                promoted.setdefault(
+                    a,
+                    f"corroborated: holds a {kind} shared by {len(holders)} accounts, "
+                    f"{n_flagged} of them flagged",
+                )
     if edges.num_rows == 0:
+        for a in promoted:
+            flagged[index[a]] = True
         return flagged, promoted
     novel = {a for a, n, f in zip(ids, novelty, flagged, strict=True) if n >= novelty_quantile and not f}
     candidates = {
@@ -312,8 +328,8 @@ def _hub_values(
 ) -> dict[str, list[str]]:
     """Cards and metadata pairs held by more than ``max_group`` accounts, most of them flagged.
 
-    Returns ``"kind=value"`` -> the flagged holders (sorted). Read from the statistics'
-    value sets and the accounts table, with the flagged ids registered as a table.
+    Returns ``"kind=value"`` -> all its holders, flagged or not (sorted). Read from the
+    statistics' value sets and the accounts table, with the flagged ids registered as a table.
     """
     backend.register(_FLAGGED, pa.table({"account_id": pa.array(sorted(flagged_ids), pa.string())}))
     try:
@@ -326,7 +342,7 @@ def _hub_values(
             f"{_FLAGGED} f ON f.account_id = m.account_id GROUP BY m.kind, m.val "
             f"HAVING count(*) > {int(max_group)} AND 2 * count(f.account_id) > count(*)) "
             "SELECT h.kind, h.val, m.account_id FROM h JOIN m ON m.kind = h.kind AND m.val = h.val "
-            f"JOIN {_FLAGGED} f ON f.account_id = m.account_id ORDER BY h.kind, h.val, m.account_id"
+            "ORDER BY h.kind, h.val, m.account_id"
         )
         out: dict[str, list[str]] = {}
         for r in _rows(backend, sql):
@@ -576,12 +592,16 @@ def build_campaigns(
     """
     ex, acc = str(names["exchanges"]), str(names["accounts"])
     rel = names.get("releases")
+    st = stats or StatsNames()
+    model_flagged = pc.filter(accounts.column("account_id"), accounts.column("flagged")).to_pylist()
+    hubs = _hub_values(backend, st.vals, acc, model_flagged, max_group) if model_flagged else {}
     flagged, promoted = _promote(
         accounts,
         edges,
         novelty_quantile=novelty_quantile,
         novelty_links=novelty_links,
         corroborated_score=corroborated_score,
+        hubs=hubs,
     )
     ids = accounts.column("account_id").to_pylist()
     reasons = accounts.column("top_reasons").to_pylist()
@@ -589,9 +609,9 @@ def build_campaigns(
         if a in promoted:
             reasons[i] = [promoted[a], *reasons[i]]
     flagged_ids = [a for a, f in zip(ids, flagged, strict=True) if f]
-    st = stats or StatsNames()
-    hubs = _hub_values(backend, st.vals, acc, flagged_ids, max_group) if flagged_ids and dossiers else {}
-    assign = _cluster(flagged_ids, edges, seed=seed, hubs=hubs) if dossiers else {}
+    flagged_set = set(flagged_ids)
+    members_of = {v: [a for a in holders if a in flagged_set] for v, holders in hubs.items()}
+    assign = _cluster(flagged_ids, edges, seed=seed, hubs=members_of) if dossiers else {}
     campaign_col = [assign.get(a) for a in ids]
     members = pa.table(
         {
