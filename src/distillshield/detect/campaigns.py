@@ -29,7 +29,8 @@ Corroboration
     An account the model scores at 0.5 or more (more likely than not) but below its flag
     threshold is flagged when it shares an identity edge (payment, metadata, signup) with
     an account the model flagged outright: a farm's sibling does not have the population's
-    prior. One hop, never transitive.
+    prior. One hop, never transitive. A hub (above) counts as such an identity: its holders
+    have no pair edges to be read from.
 
 Coordinated novelty
     An account the model does not flag but that is among the most unusual of this scan
