@@ -73,3 +73,39 @@ def test_names_that_could_smuggle_sql_are_refused() -> None:
             quote_name(bad)
     with pytest.raises(ValueError, match="invalid table name"):
         get_backend().register("x;y", pa.table({"a": [1]}))
+
+
+def test_spill_dirs_of_killed_runs_are_swept_and_live_ones_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+    import tempfile
+
+    from distillshield.backends._duckdb import SPILL_PREFIX, DuckDBBackend, sweep_spill_dirs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where new spill dirs go
+    live = DuckDBBackend()
+    try:
+        mine = Path(live._spill.name)
+        assert mine.parent == tmp_path and (mine / "OWNER").exists()
+        # a run killed with SIGKILL: its spill dir and OWNER file stay, its lock is gone
+        code = (
+            "import os, signal; from distillshield.backends._duckdb import DuckDBBackend; "
+            "b = DuckDBBackend(); (open(os.path.join(b._spill.name, 'spill.tmp'), 'w')); "
+            "print(b._spill.name, flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+        )
+        env = {"TMPDIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        killed = Path(out.stdout.strip())
+        assert out.returncode == -9 and (killed / "spill.tmp").exists()
+        legacy = tmp_path / f"{SPILL_PREFIX}old"  # no OWNER file: nothing says it is orphaned
+        legacy.mkdir()
+        assert sweep_spill_dirs(tmp_path) == [killed]
+        assert not killed.exists() and mine.exists() and legacy.exists()
+        DuckDBBackend().close()  # a new backend sweeps too; the live one still holds its lock
+        assert mine.exists()
+    finally:
+        live.close()
+    assert not mine.exists()
+    assert sweep_spill_dirs(tmp_path) == []
