@@ -60,6 +60,7 @@ import hashlib
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -294,7 +295,7 @@ def _join_hubs(
     community: list[int],
     degree: set[int],
     parent: list[int],
-    find: Any,
+    find: Callable[[int], int],
     first_hub: int,
 ) -> None:
     """Union each hub value (union-find id ``first_hub + h``) with its communities and loners.
