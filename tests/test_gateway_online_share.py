@@ -82,6 +82,7 @@ class FlakyStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.down = False
+        self.cohorts_down = False  # only the cohort windows fail (the accounts' half succeeded)
         self.online_calls = 0
 
     def _check(self) -> None:
@@ -97,6 +98,12 @@ class FlakyStore(MemoryStore):
         self.online_calls += 1
         self._check()
         return await super().get_online_many(account_ids)
+
+    async def sync_cohorts(self, entries: Any, horizon: float, ttl_s: float) -> Any:
+        self._check()
+        if self.cohorts_down:
+            raise StoreUnavailable("cohort windows down (test)")
+        return await super().sync_cohorts(entries, horizon, ttl_s)
 
     async def get_key(self, key_hash: str) -> KeyRecord | None:
         self._check()
@@ -135,10 +142,13 @@ class Fleet:
         self.opened.append(store)
         return store
 
-    async def add_keys(self, accounts: Sequence[str]) -> None:
-        store = self.store()
+    async def add_keys(
+        self, accounts: Sequence[str], created: Mapping[str, float] | None = None, store: Any = None
+    ) -> None:
+        store = store or self.store()
         for a in accounts:
-            await store.put_key(hash_key(f"sk-{a}"), KeyRecord(f"key-{a}", a))
+            record = KeyRecord(f"key-{a}", a, created_at=(created or {}).get(a))
+            await store.put_key(hash_key(f"sk-{a}"), record)
 
     def worker(self, worker_id: str, store: Any = None, **cfg: Any) -> Any:
         config = load_config(
@@ -348,6 +358,139 @@ def test_exposure_stays_quiet_without_sharing(tmp_path: Path) -> None:
                 r = await fleet.send(gw, "acct_h", PLAIN)
                 assert "expose:" not in r.headers["x-distillshield-reasons"]
             assert fleet.memory.online_calls == 0
+
+    asyncio.run(run())
+
+
+# ------------------------------------------------------------------------------- cohorts
+
+
+def _reasons(r: httpx.Response) -> str:
+    return r.headers["x-distillshield-reasons"]
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-worker"])
+def test_a_fresh_cohort_fires_on_fleet_evidence_no_worker_has_alone(
+    tmp_path: Path, backend: tuple[str, RedisServer | None], shared: bool
+) -> None:
+    """Sticky routing (each account pinned to one of two workers): ten fresh accounts on one
+    harness client, five per worker, among 100 old accounts on their own clients. Five fresh
+    of a worker's 55 active accounts are not improbable under its fresh base rate; ten of ten
+    fleet-wide are. After a round each, both workers protect the cohort — its members and a
+    new fresh account arriving on the harness, with the fleet's counts in the reason code —
+    as one worker that saw all the traffic does; an old account on the harness is not in it.
+    The control (``per-worker``: sharing off) never fires."""
+    if not shared and backend[0] == "redis":
+        pytest.skip("the control needs no store")
+
+    async def run() -> None:
+        async with fleet_of(tmp_path, backend) as fleet:
+            old = [f"acct_old{i}" for i in range(100)]
+            new = [f"acct_new{i}" for i in range(11)]
+            created = {a: T0 - 400 * 86_400.0 for a in old} | {a: T0 - 2 * 86_400.0 for a in new}
+            await fleet.add_keys([*old, *new], created)
+            cfg: dict[str, Any] = {} if shared else {"online_sync_s": 0}
+            a, b = fleet.worker("w-a", **cfg), fleet.worker("w-b", **cfg)
+            alone_store = MemoryStore()
+            await fleet.add_keys([*old, *new], created, store=alone_store)
+            alone = fleet.worker("w-alone", store=alone_store, online_sync_s=0)
+            t = T0
+            for i, acct in enumerate(old):
+                fleet.clock.now = t = t + 5.0
+                for gw in (a if i % 2 == 0 else b, alone):
+                    r = await fleet.send(gw, acct, ip=f"198.51.{i}.1", ua=f"sdk/{i}")
+                    assert r.status_code == 200, r.text
+            last: dict[Any, httpx.Response] = {}
+            for i, acct in enumerate(new[:10]):
+                fleet.clock.now = t = t + 5.0
+                for gw in (a if i % 2 == 0 else b, alone):
+                    last[gw] = await fleet.send(gw, acct, ip=f"203.0.{i}.9", ua="harness/2.0")
+                    assert last[gw].status_code == 200, last[gw].text
+            # the premise: the reference worker saw ten of ten and fired; neither half did
+            assert "cohort:client:" in _reasons(last[alone]), _reasons(last[alone])
+            for gw in (a, b):
+                assert "cohort:" not in _reasons(last[gw])
+            for gw in (a, b, a):
+                await gw.sync_online()
+            probes = [
+                (a, "acct_new0", "harness/2.0"),  # a member, on the harness
+                (b, "acct_new1", "other/1.0"),  # a member, on another client: it keeps the membership
+                (a, "acct_new10", "harness/2.0"),  # a fresh account this fleet never saw
+            ]
+            for gw, acct, ua in probes:
+                fleet.clock.now = t = t + 5.0
+                r = await fleet.send(gw, acct, ip="192.0.2.55", ua=ua)
+                assert r.status_code == 200, r.text
+                if not shared:
+                    assert "cohort:" not in _reasons(r), _reasons(r)
+                    continue
+                assert "protect" in r.headers["x-distillshield-action"], _reasons(r)
+                assert "rule:online-risk" in _reasons(r)
+                want = "cohort:client:10/10fresh:fleet:" if acct == "acct_new10" else "cohort:client:member"
+                assert want in _reasons(r), _reasons(r)
+            fired = [
+                gw.metrics.registry.get_sample_value("distillshield_online_cohorts_fired_by_fleet_total")
+                for gw in (a, b)
+            ]
+            assert fired == ([1.0, 1.0] if shared else [0.0, 0.0])
+            # an old account on the harness is no member and no fresh user: served as before
+            fleet.clock.now = t = t + 5.0
+            r = await fleet.send(b, "acct_old3", ip="198.51.3.1", ua="harness/2.0")
+            assert "cohort:" not in _reasons(r) and r.headers["x-distillshield-action"] == "allow"
+
+    asyncio.run(run())
+
+
+def test_cohort_windows_are_a_union_trimmed_to_the_window(
+    tmp_path: Path, backend: tuple[str, RedisServer | None]
+) -> None:
+    """The store's side of the cohort windows, on both stores: a user two workers add is one
+    user (its latest use kept, whatever the order), fresh users are counted apart, uses before
+    the horizon drop out, a read-only entry reads, and values are independent."""
+
+    async def run() -> None:
+        async with fleet_of(tmp_path, backend) as fleet:
+            s1, s2 = fleet.store(), fleet.store()
+            v, w = ("client", "harness/2.0 | t13d"), ("prefix", "203.0.113.0/24")
+            got = await s1.sync_cohorts({v: {"x": (100.0, True), "y": (105.0, False)}}, 0.0, 3600.0)
+            assert got == {v: (2, 1)}
+            # the other worker saw x later and z: still x once, its later use kept
+            got = await s2.sync_cohorts(
+                {v: {"x": (160.0, True), "z": (150.0, True)}, w: {"y": (150.0, False)}}, 0.0, 3600.0
+            )
+            assert got == {v: (3, 2), w: (1, 0)}
+            # an older use written late does not move x back: at horizon 155, x (160) stays
+            got = await s1.sync_cohorts({v: {"x": (101.0, True)}}, 155.0, 3600.0)
+            assert got == {v: (1, 1)}  # y (105) and z (150) left the window
+            assert await s2.sync_cohorts({v: {}, w: {}}, 155.0, 3600.0) == {v: (1, 1), w: (0, 0)}
+
+    asyncio.run(run())
+
+
+def test_cohort_users_a_failed_round_did_not_write_go_out_with_the_next(tmp_path: Path) -> None:
+    """The accounts' half of a round succeeds, the cohort half fails: the failure is counted
+    like any store failure, and the users stamped before it reach the store next round, with
+    those stamped meanwhile."""
+
+    async def run() -> None:
+        async with fleet_of(tmp_path, ("memory", None)) as fleet:
+            accounts = [f"acct_c{i}" for i in range(4)]
+            await fleet.add_keys(accounts, {a: T0 - 86_400.0 for a in accounts})
+            gw = fleet.worker("w-a")
+            for i, acct in enumerate(accounts[:3]):
+                fleet.clock.now = T0 + i
+                assert (await fleet.send(gw, acct, ua="harness/2.0")).status_code == 200
+            fleet.memory.cohorts_down = True
+            await gw.sync_online()
+            reg = gw.metrics.registry
+            assert reg.get_sample_value("distillshield_store_errors_total", {"op": "online_sync"}) == 1.0
+            fleet.clock.now = T0 + 10
+            assert (await fleet.send(gw, accounts[3], ua="harness/2.0")).status_code == 200
+            fleet.memory.cohorts_down = False
+            await gw.sync_online()
+            assert not gw.degraded
+            key = ("client", "harness/2.0 | ")
+            assert await fleet.memory.sync_cohorts({key: {}}, T0 - 1.0, 3600.0) == {key: (4, 4)}
 
     asyncio.run(run())
 

@@ -150,6 +150,16 @@ class GatewayMetrics:
             "Accounts whose online state was exchanged with the other workers through the store",
             registry=r,
         )
+        self.cohort_values_synced = Counter(
+            "distillshield_online_cohort_values_synced",
+            "Indicator values whose fresh-account cohort window was exchanged with the fleet",
+            registry=r,
+        )
+        self.cohorts_fired_by_fleet = Counter(
+            "distillshield_online_cohorts_fired_by_fleet",
+            "Fresh-account cohorts found significant on the fleet's counts at a sync",
+            registry=r,
+        )
         self.store_degraded = _gauge(
             "distillshield_store_degraded", "1 while the shared store is unreachable", registry=r
         )

@@ -1,4 +1,5 @@
-"""Per-account online state shared across gateway workers through the store.
+"""Online state shared across gateway workers through the store: per account, and the
+cohort windows per indicator value.
 
 Each worker learns online (``OnlineRisk.learn_one``) from the requests it serves, in memory,
 on the request path. In the background, every ``online_sync_s``, :meth:`OnlineShare.sync`
@@ -12,6 +13,15 @@ Why one blob per worker and not one merged blob per account: a worker's blob hol
 own events, so a reader merges every blob but its own and nothing is counted twice — no
 read-modify-write, no lock, and a dead worker's blob stays valid history (a restarted worker,
 under a new id, reads its predecessor's blob as a peer's; under the same id it adopts it).
+
+The cohort windows (``OnlineRisk``'s fresh-account cohorts) are shared in the same round, the
+other way round: a value's users are a *union* (an account two workers saw is one user), so
+each worker adds the users it stamped since the last round (account, last use, fresh) to the
+value's sets in the store and reads back the fleet's counts, for those values and for every
+value a fresh account used on this worker (the cohort test needs its fleet count); the
+previous round's values are read once more, so a value whose users stopped arriving here still
+converges to the fleet's count, as accounts do. Adding a
+user twice is harmless (the latest use wins), so this needs no ids and no lock either.
 """
 
 from __future__ import annotations
@@ -40,6 +50,9 @@ class OnlineShare:
         self.worker = worker
         self.batch = max(1, int(batch))
         self._previous: list[str] = []  # accounts of the previous round, read once more
+        self._previous_values: list[tuple[str, str]] = []  # values of the previous round
+        self.values_synced = 0  # cohort values exchanged by the last round
+        self.cohorts_fired = 0  # values the fleet's counts made significant in the last round
         risk.track_changes()
 
     async def sync(self) -> int:
@@ -75,4 +88,26 @@ class OnlineShare:
                 raise
             done += len(chunk)
         self._previous = changed
+        await self._sync_cohorts()
         return done
+
+    async def _sync_cohorts(self) -> None:
+        """The cohort half of a round (see the module docstring). Entries a failed call did
+        not write go back to the model for the next round; the exception propagates."""
+        entries, horizon = self.risk.cohort_changes()
+        changed = list(entries)
+        for key in self._previous_values:  # read once more: the peers' users of the same round
+            entries.setdefault(key, {})
+        self._previous_values = changed
+        keys = list(entries)
+        self.values_synced = self.cohorts_fired = 0
+        for i in range(0, len(keys), self.batch):
+            chunk = {k: entries[k] for k in keys[i : i + self.batch]}
+            try:
+                counts = await self.store.sync_cohorts(chunk, horizon, self.risk.window_s)
+            except StoreUnavailable:
+                self.risk.requeue_cohort({k: entries[k] for k in keys[i:]})
+                raise
+            self.cohorts_fired += self.risk.merge_cohort(counts)
+            self.values_synced += len(chunk)
+            await asyncio.sleep(0)

@@ -14,6 +14,12 @@ Online state: per account, one blob per worker (the worker's own events only, ne
 with others'), so any worker merges the others' blobs with its own without counting an event
 twice (docs/gateway.md, "Online state across workers"). Redis keeps them in one hash per
 account that expires ``ONLINE_TTL_S`` after the account's last write by any worker.
+
+Cohort windows: per indicator value (``(kind, value)``: a client fingerprint, a /24, a
+template id, a sign-up /24), the users every worker saw within the online model's window, each
+with its last use and whether it is a fresh account; a union, so an account two workers saw
+is one user. Redis keeps two sorted sets per value (all users, fresh users; score = last use,
+only ever raised), trimmed to the window on every touch and expiring a window after the last.
 """
 
 from __future__ import annotations
@@ -25,8 +31,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+#: A cohort window entry per value: account -> (last use, epoch seconds; fresh account).
+CohortUsers = Mapping[str, tuple[float, bool]]
+
 __all__ = [
     "ONLINE_TTL_S",
+    "CohortUsers",
     "KeyRecord",
     "MemoryStore",
     "RedisStore",
@@ -102,6 +112,14 @@ class Store(Protocol):
         """:meth:`get_online` for many accounts at once (accounts with no state are left out)."""
         ...
 
+    async def sync_cohorts(
+        self, entries: Mapping[tuple[str, str], CohortUsers], horizon: float, ttl_s: float
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """Add each value's users (keeping every user's latest use), drop uses before
+        ``horizon``, and return the fleet's ``(users, fresh users)`` per value of ``entries``
+        (an empty mapping only reads). A value untouched for ``ttl_s`` may be forgotten."""
+        ...
+
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -125,6 +143,7 @@ class MemoryStore:
         self._version: str | None = None
         self._buckets: dict[str, tuple[float, float]] = {}
         self._online: dict[str, dict[str, bytes]] = {}
+        self._cohorts: dict[tuple[str, str], dict[str, tuple[float, bool]]] = {}
 
     async def get_key(self, key_hash: str) -> KeyRecord | None:
         return self._keys.get(key_hash)
@@ -163,6 +182,21 @@ class MemoryStore:
 
     async def get_online_many(self, account_ids: Sequence[str]) -> dict[str, dict[str, bytes]]:
         return {a: dict(self._online[a]) for a in account_ids if self._online.get(a)}
+
+    async def sync_cohorts(
+        self, entries: Mapping[tuple[str, str], CohortUsers], horizon: float, ttl_s: float
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for key, users in entries.items():
+            held = self._cohorts.setdefault(key, {})
+            for account, (ts, fresh) in users.items():
+                prev = held.get(account)
+                if prev is None or prev[0] < ts:
+                    held[account] = (ts, fresh or (prev is not None and prev[1]))
+            for account in [a for a, (ts, _) in held.items() if ts < horizon]:
+                del held[account]
+            out[key] = (len(held), sum(1 for _, f in held.values() if f))
+        return out
 
     async def ping(self) -> None:
         return None
@@ -271,6 +305,41 @@ class RedisStore:
             for a, r in zip(account_ids, raw, strict=True)
             if r
         }
+
+    def _cohort_keys(self, kind: str, value: str) -> tuple[str, str]:
+        # the value hashed (a client string is long, a template id is not: one key shape); the
+        # braces are a cluster hash tag, so a value's two sets live on one shard
+        digest = hashlib.blake2b(value.encode("utf-8"), digest_size=12).hexdigest()
+        base = self._k("cohort", "{" + kind + ":" + digest + "}")
+        return base + ":a", base + ":f"
+
+    async def sync_cohorts(
+        self, entries: Mapping[tuple[str, str], CohortUsers], horizon: float, ttl_s: float
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        # one pipeline, not a transaction: each value's sets are independent and ZADD GT keeps
+        # the latest use whatever order workers write in (Redis >= 6.2)
+        pipe = self._redis.pipeline(transaction=False)
+        ttl = max(1, math.ceil(ttl_s))
+        where: dict[tuple[str, str], list[int]] = {}  # value -> positions of its two ZCARDs
+        for key, users in entries.items():
+            every, fresh = self._cohort_keys(*key)
+            if users:
+                pipe.zadd(every, {a: ts for a, (ts, _) in users.items()}, gt=True)
+                new_fresh = {a: ts for a, (ts, f) in users.items() if f}
+                if new_fresh:
+                    pipe.zadd(fresh, new_fresh, gt=True)
+            where[key] = []
+            for k in (every, fresh):
+                pipe.zremrangebyscore(k, "-inf", f"({horizon!r}")
+                pipe.zcard(k)
+                where[key].append(len(pipe) - 1)
+                if users:
+                    pipe.expire(k, ttl)
+        raw = await self._call("sync cohort windows", pipe.execute())
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for key, (at_n, at_k) in where.items():
+            out[key] = (int(raw[at_n]), int(raw[at_k]))
+        return out
 
     async def ping(self) -> None:
         await self._call("ping", self._redis.ping())

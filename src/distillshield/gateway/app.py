@@ -448,7 +448,10 @@ class Gateway:
             self.metrics.store_errors.labels("online_sync").inc()
             self._set_degraded(True, str(exc))
             return
-        if synced:
+        share = self.online_share
+        self.metrics.cohort_values_synced.inc(share.values_synced)
+        self.metrics.cohorts_fired_by_fleet.inc(share.cohorts_fired)
+        if synced or share.values_synced:
             self.metrics.online_synced.inc(synced)
             self._set_degraded(False)  # the store answered
 

@@ -68,8 +68,17 @@ Across workers (docs/gateway.md, "Online state across workers"): an account's st
 of the account (from the shared store, in the background) and keeps them merged as its
 *peers* state, never mixed into the own one, so writing the own state back never counts a
 peer's event twice. The fleet view is own ⊕ peers: the exposure test reads it (as the two
-counts it needs, which add exactly) and :meth:`OnlineRisk.fleet_state` builds it whole. The
-cohort state (per value, the base rates, batch feedback) stays per worker: see the docs.
+counts it needs, which add exactly) and :meth:`OnlineRisk.fleet_state` builds it whole.
+
+The cohort windows are shared too (:meth:`OnlineRisk.cohort_changes` /
+:meth:`OnlineRisk.merge_cohort`): each value keeps this worker's exact window *and* the
+fleet's ``(users, fresh users)`` — a union kept in the store — as of the last sync, and the
+test fires on whichever is more improbable (a fleet count more than ``grain_s`` old is not
+used). Behind sticky routing (an account pinned to one of W workers) each worker sees about
+1/W of a value's users, so without the fleet's counts a cohort needed about W times as many
+fresh accounts to fire anywhere. Memberships are assigned by each worker to the fresh users
+it has seen, when either view becomes significant. The base rates and the batch feedback
+stay per worker: ratios every worker estimates from a sample of the same traffic.
 """
 
 from __future__ import annotations
@@ -137,15 +146,17 @@ class _Recent:
         self.n = 0
         self.fresh = 0
 
-    def add(self, ts: float, account: str, fresh: bool, grain: float) -> None:
+    def add(self, ts: float, account: str, fresh: bool, grain: float) -> bool:
+        """Record a use; returns whether the user's last use was (re-)stamped."""
         prev = self.last.get(account)
         if prev is None:
             self.n += 1
             self.fresh += fresh
         elif ts - prev[0] < grain:
-            return
+            return False
         self.last[account] = (ts, fresh)
         self.queue.append((ts, account))
+        return True
 
     def expire(self, now: float, window: float) -> None:
         q, last = self.queue, self.last
@@ -162,7 +173,7 @@ class _Recent:
 class _Value:
     """One indicator value: its recent users, its fresh users ever, and batch feedback."""
 
-    __slots__ = ("cohort", "flagged", "recent", "scanned", "swept")
+    __slots__ = ("cohort", "flagged", "fleet", "recent", "scanned", "swept")
 
     def __init__(self) -> None:
         self.recent = _Recent()
@@ -170,6 +181,24 @@ class _Value:
         self.cohort: set[str] = set()  # accounts on which the cohort term fired for this value
         self.flagged = 0
         self.scanned = 0
+        # the fleet's (users, fresh users, newest request when read), from the last sync
+        # that read this value
+        self.fleet: tuple[int, int, float] | None = None
+
+    def bound(self, p: float, now: float, max_age: float) -> tuple[float, int, int, bool]:
+        """The cohort test on the more improbable of the two views — this worker's users
+        (exact, now) and the fleet's union (as of the last sync that read the value, when
+        that is less than ``max_age`` old): ``(bound, fresh, users, from_fleet)``. Either view
+        is a valid test of the same hypothesis; taking the smaller bound at most doubles the
+        false-alarm rate (``2 alpha``)."""
+        r = self.recent
+        local = binomial_tail_bound(r.fresh, r.n, p)
+        if self.fleet is not None and now - self.fleet[2] <= max_age:
+            n, k, _ = self.fleet
+            fleet = binomial_tail_bound(k, n, p)
+            if fleet < local:
+                return fleet, k, n, True
+        return local, r.fresh, r.n, False
 
 
 class _Account:
@@ -268,6 +297,10 @@ class OnlineRisk:
         self._kind_feedback: dict[str, list[int]] = {k: [0, 0] for k in (*kinds, "expose")}
         self._last_ts = 0.0
         self._changed: set[str] | None = None  # accounts learned since the last sync (when shared)
+        # cohort sharing (when shared): users stamped per value since the last sync, and the
+        # values fresh accounts used (whose fleet counts the cohort test needs)
+        self._stamped: dict[tuple[str, str], dict[str, tuple[float, bool]]] | None = None
+        self._wanted: set[tuple[str, str]] = set()
 
     # -- helpers ---------------------------------------------------------------------------
     def _kind_precision(self, kind: str) -> float:
@@ -335,11 +368,11 @@ class OnlineRisk:
                 if v is None:
                     continue
                 v.recent.expire(ctx.ts, self.window_s)
-                r = v.recent
-                bound = binomial_tail_bound(r.fresh, r.n, p)
+                bound, k, n, fleet = v.bound(p, ctx.ts, self.grain_s)
                 if bound < self.alpha:
                     prec = self._value_precision(kind, v)
-                    reasons.append((prec, f"cohort:{kind}:{r.fresh}/{r.n}fresh:p<{bound:.0e}:{prec:.2f}"))
+                    where = "fleet:" if fleet else ""
+                    reasons.append((prec, f"cohort:{kind}:{k}/{n}fresh:{where}p<{bound:.0e}:{prec:.2f}"))
         # reasoning exposure (tested when the account sends such a request, see learn_one)
         if acct is not None and acct.expose is not None:
             prec = self._kind_precision("expose")
@@ -411,30 +444,38 @@ class OnlineRisk:
                 continue
             v = self._value(kind, value, create=True)
             assert v is not None
-            v.recent.add(ts, ctx.account_id, fresh, self.grain_s)
+            key = (kind, value)
+            if v.recent.add(ts, ctx.account_id, fresh, self.grain_s) and self._stamped is not None:
+                self._stamped.setdefault(key, {})[ctx.account_id] = (ts, fresh)
+            if fresh and self._stamped is not None:
+                self._wanted.add(key)
             v.recent.expire(ts, self.window_s)
-            if (fresh or not v.swept) and binomial_tail_bound(v.recent.fresh, v.recent.n, p) < self.alpha:
-                # a significant cohort: when it first is, every fresh user in the window joins
-                # (those who came before it was significant too); later, each fresh newcomer
-                if v.swept:
-                    joiners = [ctx.account_id]
-                else:
-                    v.swept = True
-                    joiners = [a for a, (_, f) in v.recent.last.items() if f]
-                for a in joiners:
-                    member = self._accounts.get(a)
-                    if (
-                        member is not None
-                        and a not in v.cohort
-                        and len(v.cohort) < self.max_cohort
-                        and len(member.memberships) < self.max_memberships
-                    ):
-                        member.memberships.append((kind, value))
-                        v.cohort.add(a)
+            if (fresh or not v.swept) and v.bound(p, ts, self.grain_s)[0] < self.alpha:
+                self._join(kind, value, v, ctx.account_id)
         if cot == _EXPOSE and acct.expose is None:
             self._test_expose(ctx.account_id, acct)
         if self._changed is not None:
             self._changed.add(ctx.account_id)
+
+    def _join(self, kind: str, value: str, v: _Value, account_id: str | None) -> None:
+        """A significant cohort on ``value``: when it first is, every fresh user this worker
+        has in the window joins (those who came before it was significant too); later, each
+        fresh newcomer (``account_id``; ``None`` when a sync, not a request, found it)."""
+        if v.swept:
+            joiners = [] if account_id is None else [account_id]
+        else:
+            v.swept = True
+            joiners = [a for a, (_, f) in v.recent.last.items() if f]
+        for a in joiners:
+            member = self._accounts.get(a)
+            if (
+                member is not None
+                and a not in v.cohort
+                and len(v.cohort) < self.max_cohort
+                and len(member.memberships) < self.max_memberships
+            ):
+                member.memberships.append((kind, value))
+                v.cohort.add(a)
 
     def _test_expose(self, account_id: str, acct: _Account) -> None:
         """The reasoning-exposure test on the account's fleet-wide counts (own ⊕ peers)."""
@@ -447,11 +488,13 @@ class OnlineRisk:
 
     # -- sharing the per-account state across workers ----------------------------------------
     def track_changes(self) -> None:
-        """Start recording which accounts learned something (for :meth:`changed`). Called by
-        whoever shares the state (the gateway's online sync): a process that does not share
-        never holds the set."""
+        """Start recording which accounts learned something (for :meth:`changed`) and which
+        cohort users were stamped (for :meth:`cohort_changes`). Called by whoever shares the
+        state (the gateway's online sync): a process that does not share never holds them."""
         if self._changed is None:
             self._changed = set()
+        if self._stamped is None:
+            self._stamped = {}
 
     def changed(self) -> list[str]:
         """The accounts that learned since the last call (forgotten by this call)."""
@@ -514,6 +557,51 @@ class OnlineRisk:
         if changed and acct.expose is None:
             self._test_expose(account_id, acct)
         return changed
+
+    # -- sharing the cohort windows across workers ------------------------------------------
+    def cohort_changes(self) -> tuple[dict[tuple[str, str], dict[str, tuple[float, bool]]], float]:
+        """What this worker has for the fleet's cohort windows since the last call (forgotten
+        by this call): per value ``(kind, value)``, the users it stamped (account -> (last use,
+        fresh)) — an empty dict for a value a fresh account used and whose fleet counts the
+        test needs — and the window's horizon (the newest request minus ``window_s``)."""
+        out: dict[tuple[str, str], dict[str, tuple[float, bool]]] = dict(self._stamped or {})
+        for key in self._wanted:
+            out.setdefault(key, {})
+        if self._stamped is not None:
+            self._stamped = {}
+        self._wanted = set()
+        return out, self._last_ts - self.window_s
+
+    def requeue_cohort(self, entries: Mapping[tuple[str, str], Mapping[str, tuple[float, bool]]]) -> None:
+        """Give back entries a failed sync did not write (they go out with the next round)."""
+        if self._stamped is None:
+            return
+        for key, users in entries.items():
+            if not users:
+                self._wanted.add(key)
+                continue
+            mine = self._stamped.setdefault(key, {})
+            for account, (ts, fresh) in users.items():
+                if account not in mine or mine[account][0] < ts:
+                    mine[account] = (ts, fresh)
+
+    def merge_cohort(self, counts: Mapping[tuple[str, str], tuple[int, int]]) -> int:
+        """Take the fleet's ``(users, fresh users)`` per value in the window (the union of
+        every worker's users, from the store). A value the fleet's counts make significant
+        sweeps this worker's fresh users into the cohort, as a significant local count does;
+        the other workers do the same with theirs at their own sync. Returns how many values
+        became significant by this call."""
+        p = self._base_fresh()
+        fired = 0
+        for key, (n, k) in counts.items():
+            v = self._values.get(key)
+            if v is None:
+                continue
+            v.fleet = (int(n), int(k), self._last_ts)
+            if not v.swept and v.bound(p, self._last_ts, self.grain_s)[0] < self.alpha:
+                self._join(key[0], key[1], v, None)
+                fired += 1
+        return fired
 
     def _decode(self, account_id: str, worker: str, blob: bytes, acct: _Account) -> AccountOnline | None:
         """A worker's state of the account, or ``None`` (logged) when it cannot merge with ours."""
