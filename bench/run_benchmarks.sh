@@ -41,3 +41,6 @@ $BIN/distillshield simulate --scenario seed-scale --out "$W/seed" --overwrite >/
 $BIN/python -c "import json; r=json.load(open('$W/seed-scan/scan.json')); print('exchanges', r['summary']['exchanges']); [print(s['name'], s['rows'], s['seconds']) for s in r['steps']]"
 $BIN/distillshield evaluate --labels "$W/seed/labels" --detections "$W/seed-scan" --json "$W/seed-scan-eval.json" >/dev/null
 rm -rf "$W/seed" "$W/seed-scan"
+echo "## gateway: what --workers N costs (metrics in multiprocess mode; cohort windows shared through redis)"
+$BIN/python bench/bench_metrics_multiprocess.py --rounds 7
+$BIN/python bench/bench_cohort_share.py --rounds 5

@@ -221,6 +221,31 @@ return tostring(wait)
 """
 
 
+# Cohort windows of several values in one call: KEYS are (every user, fresh users) per value;
+# ARGV: horizon (exclusive, "(<ts>"), ttl seconds, then per value the number of users m and m
+# (account, last use, fresh 0/1) triples. Returns users, fresh users per value after adding
+# and trimming. One script call per batch of values instead of seven commands per value: a
+# round's client-side cost is the commands it packs (bench/bench_cohort_share.py).
+_COHORT_LUA = """
+local horizon, ttl = ARGV[1], tonumber(ARGV[2])
+local i, out = 3, {}
+for v = 1, #KEYS, 2 do
+  local every, fresh = KEYS[v], KEYS[v + 1]
+  local m = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, m do
+    redis.call('ZADD', every, 'GT', ARGV[i + 1], ARGV[i])
+    if ARGV[i + 2] == '1' then redis.call('ZADD', fresh, 'GT', ARGV[i + 1], ARGV[i]) end
+    i = i + 3
+  end
+  redis.call('ZREMRANGEBYSCORE', every, '-inf', horizon)
+  redis.call('ZREMRANGEBYSCORE', fresh, '-inf', horizon)
+  if m > 0 then redis.call('EXPIRE', every, ttl); redis.call('EXPIRE', fresh, ttl) end
+  out[#out + 1] = redis.call('ZCARD', every); out[#out + 1] = redis.call('ZCARD', fresh)
+end
+return out
+"""
+
+
 class RedisStore:
     """Shared store on a real Redis (``redis://host:port/db``).
 
@@ -237,6 +262,7 @@ class RedisStore:
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
         )
         self._take = self._redis.register_script(_TAKE_LUA)
+        self._cohort = self._redis.register_script(_COHORT_LUA)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -307,38 +333,30 @@ class RedisStore:
         }
 
     def _cohort_keys(self, kind: str, value: str) -> tuple[str, str]:
-        # the value hashed (a client string is long, a template id is not: one key shape); the
-        # braces are a cluster hash tag, so a value's two sets live on one shard
+        # the value hashed: a client string is long, a template id is not; one key shape
         digest = hashlib.blake2b(value.encode("utf-8"), digest_size=12).hexdigest()
-        base = self._k("cohort", "{" + kind + ":" + digest + "}")
+        base = self._k("cohort", kind, digest)
         return base + ":a", base + ":f"
 
     async def sync_cohorts(
         self, entries: Mapping[tuple[str, str], CohortUsers], horizon: float, ttl_s: float
     ) -> dict[tuple[str, str], tuple[int, int]]:
-        # one pipeline, not a transaction: each value's sets are independent and ZADD GT keeps
-        # the latest use whatever order workers write in (Redis >= 6.2)
-        pipe = self._redis.pipeline(transaction=False)
-        ttl = max(1, math.ceil(ttl_s))
-        where: dict[tuple[str, str], list[int]] = {}  # value -> positions of its two ZCARDs
-        for key, users in entries.items():
-            every, fresh = self._cohort_keys(*key)
-            if users:
-                pipe.zadd(every, {a: ts for a, (ts, _) in users.items()}, gt=True)
-                new_fresh = {a: ts for a, (ts, f) in users.items() if f}
-                if new_fresh:
-                    pipe.zadd(fresh, new_fresh, gt=True)
-            where[key] = []
-            for k in (every, fresh):
-                pipe.zremrangebyscore(k, "-inf", f"({horizon!r}")
-                pipe.zcard(k)
-                where[key].append(len(pipe) - 1)
-                if users:
-                    pipe.expire(k, ttl)
-        raw = await self._call("sync cohort windows", pipe.execute())
+        # one script call: atomic, though nothing needs it to be (each value's sets are
+        # independent, and ZADD GT keeps the latest use whatever order workers write in;
+        # Redis >= 6.2). The caller bounds the batch (a script blocks the server while it runs)
+        keys = list(entries)
+        names: list[str] = []
+        args: list[Any] = [f"({horizon!r}", max(1, math.ceil(ttl_s))]
+        for key in keys:
+            names += self._cohort_keys(*key)
+            users = entries[key]
+            args.append(len(users))
+            for account, (ts, fresh) in users.items():
+                args += [account, repr(float(ts)), 1 if fresh else 0]
+        raw = await self._call("sync cohort windows", self._cohort(keys=names, args=args))
         out: dict[tuple[str, str], tuple[int, int]] = {}
-        for key, (at_n, at_k) in where.items():
-            out[key] = (int(raw[at_n]), int(raw[at_k]))
+        for j, key in enumerate(keys):
+            out[key] = (int(raw[2 * j]), int(raw[2 * j + 1]))
         return out
 
     async def ping(self) -> None:
