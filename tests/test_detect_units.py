@@ -15,6 +15,7 @@ from distillshield.detect import AccountModel, load_model
 from distillshield.detect.campaigns import MERGE_MIN_EDGES, _cluster, campaign_id_for
 from distillshield.detect.design import FEATURES, PSEUDO_REQUESTS, Feature, design_matrix, feature_names
 from distillshield.detect.graph import graph_features
+from distillshield.detect.neighbours import PEER_COLUMN, SHARED_COLUMN, peer_scores, score_with_peers
 from distillshield.detect.novelty import novelty_scores
 from distillshield.detect.reasons import top_reasons
 from distillshield.errors import DistillShieldError
@@ -127,6 +128,60 @@ def test_shipped_model_matches_the_feature_list() -> None:
 
 
 # ----------------------------------------------------------------------------------- novelty and reasons
+
+
+def test_metadata_peer_score_is_the_other_holders_mean_score_of_the_worst_pair() -> None:
+    """Leave-one-out mean of the other holders' scores per shared pair, maximum over pairs,
+    0 without a shared pair; a pair held once in its population has no peers; populations
+    (training's scenario/cut-off groups) are kept apart."""
+    shared = pa.array(
+        [
+            ["env=prod", "handle=jdoe"],  # a generic tag and a staff handle
+            ["handle=jdoe"],
+            ["handle=jdoe"],
+            ["env=prod"],
+            ["env=prod"],
+            [],
+            None,
+            ["only=me"],
+        ],
+        pa.list_(pa.string()),
+    )
+    score = np.array([0.2, 0.9, 0.7, 0.1, 0.0, 0.99, 0.99, 0.99])
+    got = peer_scores(shared, score)
+    # row 0: handle peers (0.9 + 0.7) / 2 = 0.8 beats its tag's peers (0.1 + 0.0) / 2
+    assert got.tolist() == pytest.approx([0.8, (0.2 + 0.7) / 2, (0.2 + 0.9) / 2, 0.1, 0.15, 0, 0, 0])
+    # two populations: rows 0-2 and 3-7; the tag's holders no longer meet across them
+    groups = np.array(["a", "a", "a", "b", "b", "b", "b", "b"])
+    got = peer_scores(shared, score, groups)
+    assert got.tolist() == pytest.approx([0.8, 0.45, 0.55, 0.0, 0.1, 0, 0, 0])
+
+
+def test_score_with_peers_reads_the_models_own_first_pass() -> None:
+    """The peers' scores are the model's with the feature at 0; a legitimate crowd sharing a
+    tag scores low however large it is, a farm sharing a handle high."""
+
+    class ByReasoning:
+        def predict_proba(self, x: np.ndarray) -> np.ndarray:
+            return x[:, 0]
+
+    feats = (Feature("reasoning_share", "reasoning_share"), Feature(PEER_COLUMN, PEER_COLUMN))
+    crowd = 300
+    table = pa.table(
+        {
+            "reasoning_share": [0.05] * crowd + [0.95] * 20 + [0.1],
+            SHARED_COLUMN: [["env=prod"]] * crowd + [["handle=jdoe"]] * 21,
+        }
+    )
+    out, x = score_with_peers(ByReasoning(), table, features=feats)
+    peers = out.column(PEER_COLUMN).to_numpy()
+    assert peers[:crowd] == pytest.approx([0.05] * crowd)
+    assert peers[-1] == pytest.approx(0.95)  # the quiet account in the farm
+    assert x[:, 1].tolist() == peers.tolist()
+    # a model without the feature: the column is 0 and the matrix ignores it
+    plain = (Feature("reasoning_share", "reasoning_share"),)
+    out, x = score_with_peers(ByReasoning(), table, features=plain)
+    assert x.shape == (table.num_rows, 1) and out.column(PEER_COLUMN).to_numpy().max() == 0
 
 
 def test_novelty_is_a_seeded_percentile_and_finds_the_outlier() -> None:

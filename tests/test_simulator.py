@@ -274,6 +274,66 @@ def test_staff_metadata_only_in_campaign_b(small_dataset: Path) -> None:
     assert set(rows) == {"attack.agentic_extraction"}
 
 
+def test_shared_tags_are_generic_and_change_nothing_else(tmp_path: Path) -> None:
+    """``shared_tag_share``: generic tags (simulate.persona.SHARED_TAGS) on a share of a
+    persona's accounts, each held by many unrelated accounts, joined into any metadata already
+    sent (valid JSON); drawn apart from everything else, so every other column is identical."""
+    from distillshield.simulate.persona import SHARED_TAGS
+
+    sc = load_scenario("default")
+    with_tags = sc.model_copy(
+        update={
+            "legitimate": [
+                pop.model_copy(update={"params": {**pop.params, "shared_tag_share": share}})
+                if (share := {"individual_developer": 0.5, "saas_backend": 1.0}.get(pop.persona))
+                else pop
+                for pop in sc.legitimate
+            ]
+        }
+    )
+    plain, tagged = tmp_path / "plain", tmp_path / "tagged"
+    simulate(sc, plain, scale=0.05)
+    simulate(with_tags, tagged, scale=0.05)
+    a, b = read_table(plain, EXCHANGES), read_table(tagged, EXCHANGES)
+    for name in a.column_names:
+        if name != "metadata":
+            assert a.column(name).equals(b.column(name)), name
+    con = _con(tagged)
+    pairs = [t for t, _ in SHARED_TAGS]
+    holders = dict(
+        con.execute(
+            "SELECT t, count(DISTINCT account_id) FROM exl, unnest(?::VARCHAR[]) AS u(t) "
+            "WHERE contains(metadata, t) GROUP BY t",
+            [pairs],
+        ).fetchall()
+    )
+    assert max(holders.values()) >= 10  # a popular tag joins many strangers
+    personas = {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT persona FROM exl, unnest(?::VARCHAR[]) AS u(t) WHERE contains(metadata, t)",
+            [pairs],
+        ).fetchall()
+    }
+    assert personas == {"legit.individual_developer", "legit.saas_backend"}
+    # a SaaS request that forwards an end-user id carries both, as one JSON object
+    both = con.execute(
+        "SELECT metadata FROM exl WHERE persona = 'legit.saas_backend' AND metadata LIKE '%\"user\"%' "
+        "AND metadata LIKE '%, %' LIMIT 50"
+    ).fetchall()
+    assert both
+    for (m,) in both:
+        obj = json.loads(m)
+        assert "user" in obj and len(obj) == 2
+    # untagged requests keep their metadata exactly
+    same = _one(
+        con,
+        f"SELECT count(*) FROM read_parquet('{plain}/exchanges/*.parquet') p JOIN ex USING (request_id) "
+        "WHERE p.metadata IS NOT DISTINCT FROM ex.metadata",
+    )
+    assert 0 < same < b.num_rows
+
+
 # ---------------------------------------------------------------- overlap where real traffic overlaps
 def test_hard_negatives_share_campaign_traits(small_dataset: Path) -> None:
     con = _con(small_dataset)

@@ -129,7 +129,17 @@ FEATURES: tuple[Feature, ...] = (
     # the company an account keeps (detect.graph)
     # ``sync`` is left out: a class doing one assignment is as synchronised as a botnet, and
     # fitted with it the model gave it no weight (docs/scoring.md); it stays in the dossier.
-    *(_f(f"log_deg_{k}", f"deg_{k}", "log1p", direction=+1) for k in EDGE_KINDS if k != "sync"),
+    # ``metadata`` is left out too: how many accounts share a metadata pair cannot tell an
+    # operator's staff handle from a framework's default tag held by hundreds of customers
+    # (126 of 150 legitimate holders of one injected tag were flagged: docs/results.md), and it
+    # is 0 above ``max_group`` holders. Who the sharers are is the evidence:
+    # ``metadata_peer_score`` (detect.neighbours) below.
+    *(
+        _f(f"log_deg_{k}", f"deg_{k}", "log1p", direction=+1)
+        for k in EDGE_KINDS
+        if k not in ("sync", "metadata")
+    ),
+    _f("metadata_peer_score", direction=+1),
     _f("log_related_strong_neighbours", "related_strong_neighbours", "log1p", direction=-1),
     _f("log_unrelated_strong_neighbours", "unrelated_strong_neighbours", "log1p", direction=+1),
     _f("unrelated_strong_share", direction=+1),

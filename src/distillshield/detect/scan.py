@@ -37,9 +37,10 @@ import pyarrow.compute as pc
 
 from distillshield._sql import quote_name
 from distillshield.backends import Backend, get_backend
-from distillshield.detect.design import FEATURES, design_matrix
+from distillshield.detect.design import FEATURES
 from distillshield.detect.graph import graph_features
 from distillshield.detect.model import AccountModel, load_model
+from distillshield.detect.neighbours import SHARED_COLUMN, score_with_peers
 from distillshield.detect.novelty import novelty_scores
 from distillshield.detect.reasons import top_reasons
 from distillshield.errors import DistillShieldError
@@ -213,7 +214,28 @@ def account_table(
     for name in graph.column_names[1:]:
         table = table.append_column(name, graph.column(name))
     table = _timed(log, "rules", lambda: _with_rules(backend, table))
+    st = stats
+    table = _timed(log, "shared metadata", lambda: _with_shared_metadata(backend, table, st))
     return table, edges
+
+
+def _with_shared_metadata(backend: Backend, table: pa.Table, stats: StatsNames) -> pa.Table:
+    """Add ``shared_metadata``: the metadata pairs each account sent that another account sent
+    too, sorted (what :mod:`distillshield.detect.neighbours` reads). Every holder counts, with
+    no ``max_group`` cap: the work is linear in holders, no pairs are formed."""
+    vals = quote_name(stats.vals)
+    rows = backend.query(
+        f"WITH m AS (SELECT val, account_id FROM {vals} WHERE kind = 'metadata' AND val IS NOT NULL "
+        "GROUP BY val, account_id), "
+        "g AS (SELECT val FROM m GROUP BY val HAVING count(*) >= 2) "
+        "SELECT m.account_id, m.val FROM m JOIN g ON g.val = m.val"
+    )
+    held: dict[str, list[str]] = {}
+    for a, v in zip(rows.column("account_id").to_pylist(), rows.column("val").to_pylist(), strict=True):
+        held.setdefault(a, []).append(v)
+    ids = table.column("account_id").to_pylist()
+    column = pa.array([sorted(held.get(a, ())) for a in ids], pa.list_(pa.string()))
+    return table.append_column(SHARED_COLUMN, column)
 
 
 def windowed_fingerprints(
@@ -332,7 +354,7 @@ def scan_tables(
     table, edges = account_table(b, names, steps=steps, edge_params=params, stats=stats)
 
     t0 = time.perf_counter()
-    x = design_matrix(table, FEATURES)
+    table, x = score_with_peers(m, table, features=FEATURES)
     prob = m.predict_proba(x) if table.num_rows else np.zeros(0)
     contrib = m.contributions(x) if table.num_rows else np.zeros((0, len(FEATURES)))
     novelty = novelty_scores(x, seed=seed)

@@ -16,6 +16,7 @@ positives) in the model file.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -28,13 +29,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillshield.backends import get_backend
-from distillshield.detect.design import FEATURES, design_matrix
+from distillshield.detect.design import FEATURES
 from distillshield.detect.model import AccountModel
+from distillshield.detect.neighbours import score_with_peers
 from distillshield.detect.scan import SCORING_EDGES, account_table, register_window
 from distillshield.prepare import prepare
 from distillshield.schema import ACCOUNT_LABELS, read_table
 
-__all__ = ["CUTOFF_DAYS", "train", "training_rows", "training_scenarios", "training_table"]
+__all__ = ["CUTOFF_DAYS", "PEER_ROUNDS", "fit_with_peers", "train", "training_scenarios", "training_table"]
+
+#: Fits after the first whose ``metadata_peer_score`` comes from the previous fit's scores.
+PEER_ROUNDS = 2
 
 #: Cut-offs after the start of the data (days) at which training rows are taken; None = all.
 CUTOFF_DAYS: tuple[float | None, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 7.0, None)
@@ -75,12 +80,31 @@ def training_table(data_dir: Path, cutoffs: Sequence[float | None] = CUTOFF_DAYS
     return pa.concat_tables(parts)
 
 
-def training_rows(
-    data_dir: Path, cutoffs: Sequence[float | None] = CUTOFF_DAYS
-) -> tuple[np.ndarray, np.ndarray]:
-    """Design matrix and labels of one prepared, labelled dataset at each cut-off."""
-    table = training_table(data_dir, cutoffs)
-    return design_matrix(table, FEATURES), table.column("label").to_numpy()
+def fit_with_peers(
+    table: pa.Table, groups: np.ndarray, *, c: float, threshold: float, rounds: int = PEER_ROUNDS
+) -> AccountModel:
+    """Fit the account model on a stacked training ``table`` (``label`` column; ``groups``
+    names each row's population: scenario and cut-off).
+
+    ``metadata_peer_score`` is computed from the model's own scores
+    (:func:`~distillshield.detect.neighbours.score_with_peers`), so the fit alternates: first
+    with the feature at 0 everywhere, then ``rounds`` times with the feature computed from the
+    previous fit — the same two-pass scoring the scan runs with the final model.
+    """
+    y = table.column("label").to_numpy()
+    _, x = score_with_peers(_Zero(), table, features=FEATURES, groups=groups)
+    model = AccountModel.fit(x, y, features=FEATURES, c=c, threshold=threshold)
+    for _ in range(rounds):
+        _, x = score_with_peers(model, table, features=FEATURES, groups=groups)
+        model = AccountModel.fit(x, y, features=FEATURES, c=c, threshold=threshold)
+    return model
+
+
+class _Zero:
+    """A stand-in first pass that scores every account 0 (the first fit's peers)."""
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return np.zeros(len(x))
 
 
 def train(
@@ -99,7 +123,8 @@ def train(
 
     say = log or (lambda _msg: None)
     paths = list(scenarios) if scenarios else training_scenarios()
-    xs, ys = [], []
+    tables: list[pa.Table] = []
+    groups: list[np.ndarray] = []
     used: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="distillshield-train-") as tmp:
         base = work_dir or Path(tmp)
@@ -111,9 +136,11 @@ def train(
             say(f"preparing {sc.name}")
             prepare(data)
             say(f"featurising {sc.name} at cut-offs {list(cutoffs)}")
-            x, y = training_rows(data, cutoffs)
-            xs.append(x)
-            ys.append(y)
+            table = training_table(data, cutoffs)
+            tables.append(table)
+            cut = table.column("cutoff_days").to_numpy()
+            groups.append(np.char.add(f"{sc.name}/", cut.astype(str)))
+            y = table.column("label").to_numpy()
             used.append(
                 {
                     "scenario": sc.name,
@@ -123,13 +150,11 @@ def train(
                     "positives": int(y.sum()),
                 }
             )
-    x_all, y_all = np.vstack(xs), np.concatenate(ys)
-    model = AccountModel.fit(
-        x_all,
-        y_all,
-        features=FEATURES,
-        c=c,
-        threshold=threshold,
+    stacked = pa.concat_tables(tables)
+    y_all = stacked.column("label").to_numpy()
+    fitted = fit_with_peers(stacked, np.concatenate(groups), c=c, threshold=threshold)
+    model = dataclasses.replace(
+        fitted,
         provenance={
             "name": "account-lr",
             "trainer": "distillshield train",
@@ -138,6 +163,7 @@ def train(
             "scenarios": used,
             "rows": len(y_all),
             "positives": int(y_all.sum()),
+            "peer_rounds": PEER_ROUNDS,
         },
     )
     model.save(out)

@@ -143,6 +143,31 @@ class AccountDraft:
     org: np.ndarray  # org key or None
 
 
+#: Generic request-metadata pairs that frameworks, integrations and teams' conventions add to
+#: requests, each shared by many unrelated accounts (weights: relative popularity). They are
+#: the negatives of metadata linking: a staff handle shared by a farm's accounts is evidence;
+#: a framework's default tag shared by hundreds of strangers is not. Personas send them only
+#: when a scenario sets ``shared_tag_share`` (the shipped training scenarios do; the default
+#: scenario does not, so its figures are unchanged) — ``bench/eval_shared_tags.py`` injects
+#: *other* tags into the default scenario to measure what the detector does with them.
+SHARED_TAGS: tuple[tuple[str, float], ...] = (
+    ('"env": "production"', 8.0),
+    ('"framework": "crewai"', 4.0),
+    ('"source": "zapier"', 3.0),
+    ('"app": "support-bot"', 2.0),
+    ('"integration": "n8n"', 2.0),
+    ('"client": "cursor"', 1.5),
+    ('"tier": "pro"', 1.0),
+    ('"framework": "autogen"', 1.0),
+)
+
+#: Parameters every persona accepts (name -> meaning), besides its own ``params_doc``.
+COMMON_PARAMS: dict[str, str] = {
+    "shared_tag_share": "share of accounts whose requests carry a generic shared metadata tag "
+    "(SHARED_TAGS; each such account sends it on 30-100 % of its requests)",
+}
+
+
 class Persona(ABC):
     """Base class of every persona: legitimate or one campaign's operator."""
 
@@ -172,9 +197,11 @@ class Persona(ABC):
         self.actor = actor
         self.exchanges = exchanges
         self.window = window or (0.0, float(ctx.days))
-        unknown = sorted(k for k in params if not hasattr(Style, k) and k not in self.params_doc)
+        unknown = sorted(
+            k for k in params if not hasattr(Style, k) and k not in self.params_doc and k not in COMMON_PARAMS
+        )
         if unknown:
-            known = sorted([*self.params_doc, *Style.__dataclass_fields__])
+            known = sorted([*self.params_doc, *COMMON_PARAMS, *Style.__dataclass_fields__])
             raise ScenarioError(f"{key}: unknown param(s) {unknown}; known: {', '.join(known)}")
         self.rng = ctx.rng("persona", key)
         self.ns = (
@@ -206,6 +233,8 @@ class Persona(ABC):
         self.org_key = np.full(self.n, None, dtype=object)
         self.n_keys = np.ones(self.n, dtype=np.int64)
         self.draft: AccountDraft | None = None
+        self._tag_of: np.ndarray | None = None  # per account: index into SHARED_TAGS, -1 none
+        self._tag_send = np.zeros(0)  # per account: share of its requests carrying the tag
         self.build()
 
     # ---- to implement -------------------------------------------------------------------
@@ -315,6 +344,7 @@ class Persona(ABC):
         camp = plan.campaign if plan.campaign is not None else np.full(n, self.campaign_id is not None)
 
         request_id = hex_ids("req_", self.ns, np.arange(self._counter, self._counter + n))
+        first_request = self._counter
         self._counter += n
 
         # --- text, grouped by prompt kind, built as Arrow and put back in plan order ---
@@ -445,7 +475,7 @@ class Persona(ABC):
             conv = pc.if_else(pa.array(session >= 0), conv, pa.nulls(n, pa.string()))
         key_idx = rng.integers(0, 1 << 20, size=n) % self.n_keys[acc]
         api_key = hex_ids("key_", self.ns ^ 0xA5A5, acc * 16 + key_idx, width=12)
-        metadata = self.metadata(plan, rng)
+        metadata = self._with_shared_tags(acc, first_request, self.metadata(plan, rng))
 
         table = pa.table(
             {
@@ -494,6 +524,41 @@ class Persona(ABC):
     def metadata(self, plan: Plan, rng: np.random.Generator) -> pa.Array | None:
         """Client-supplied metadata JSON per request (None = never sent)."""
         return None
+
+    def _with_shared_tags(
+        self, acc: np.ndarray, first_request: int, metadata: pa.Array | None
+    ) -> pa.Array | None:
+        """``metadata`` with the account's generic shared tag added (``shared_tag_share``).
+
+        Drawn from generators of their own (keyed by the persona and the request counter), so
+        a scenario without the parameter draws exactly what it always did.
+        """
+        share = float(self.param("shared_tag_share", 0.0))
+        if share <= 0.0 or len(acc) == 0:
+            return metadata
+        if self._tag_of is None:
+            g = np.random.default_rng([self.ns & 0xFFFFFFFF, 0x7A65])
+            weights = np.array([w for _, w in SHARED_TAGS])
+            tagged = g.random(self.n) < share
+            tag = g.choice(len(SHARED_TAGS), size=self.n, p=weights / weights.sum())
+            self._tag_of = np.where(tagged, tag, -1)
+            self._tag_send = g.uniform(0.3, 1.0, self.n)
+        g = np.random.default_rng([self.ns & 0xFFFFFFFF, 0x7A66, first_request])
+        tag = self._tag_of[acc]
+        send = (tag >= 0) & (g.random(len(acc)) < self._tag_send[acc])
+        if not send.any():
+            return metadata
+        pairs = np.array([t for t, _ in SHARED_TAGS], dtype=object)[np.maximum(tag, 0)]
+        alone = pa.array(np.char.add(np.char.add("{", pairs.astype(str)), "}").astype(object), pa.string())
+        if metadata is None:
+            return pc.if_else(pa.array(send), alone, pa.nulls(len(acc), pa.string()))
+        # a request that already carries metadata (an end-user id): the tag joins the object
+        joined = pc.binary_join_element_wise(
+            pc.utf8_slice_codeunits(metadata, 0, -1), pa.array(pairs.astype(str), pa.string()), ", "
+        )
+        joined = pc.binary_join_element_wise(joined, pa.scalar("}"), "")
+        with_tag = pc.if_else(pc.is_valid(metadata), joined, alone)
+        return pc.if_else(pa.array(send), with_tag, metadata)
 
     def _lang_mix(self, kind: str) -> float:
         return float(self.param("lang_mix", 0.0))
