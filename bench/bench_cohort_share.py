@@ -32,11 +32,11 @@ import statistics
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from distillshield.gateway._share import OnlineShare
-from distillshield.gateway._store import MemoryStore, RedisStore
+from distillshield.gateway._store import KeyRecord, MemoryStore, RedisStore
 from distillshield.gateway._types import RequestContext
 from distillshield.gateway.engine import Engine
 from distillshield.gateway.policy import DEFAULT_POLICY, load_policy
@@ -46,27 +46,18 @@ T0 = 1_770_000_000.0
 DAY = 86_400.0
 
 
-@dataclass(frozen=True)
-class Acct:
-    pathway: str | None = "self_serve"
-    payment_fingerprint: str | None = None
-    signup_ip: str | None = None
-    created_at: float | None = None
+#: A content-free caller: the engine computes no request signals (both sides alike).
+NO_SIGNALS = SimpleNamespace(for_request=lambda ctx: None)
 
 
-class NoSignals:
-    def for_request(self, ctx: RequestContext) -> None:
-        return None
-
-
-def stream(n_requests: int, n_accounts: int, seed: int) -> tuple[dict[str, Acct], list[RequestContext]]:
+def stream(n_requests: int, n_accounts: int, seed: int) -> tuple[dict[str, KeyRecord], list[RequestContext]]:
     rng = random.Random(seed)
-    accounts: dict[str, Acct] = {}
+    accounts: dict[str, KeyRecord] = {}
     client: dict[str, str] = {}
     for i in range(n_accounts):
         a = f"acct_{i:06d}"
         fresh = rng.random() < 0.05
-        accounts[a] = Acct(created_at=T0 - (2 if fresh else 400) * DAY)
+        accounts[a] = KeyRecord(f"key_{i}", a, created_at=T0 - (2 if fresh else 400) * DAY)
         client[a] = f"sdk/{min(int(rng.paretovariate(1.2)), 50)}"
     ids = list(accounts)
     ctxs = []
@@ -89,13 +80,13 @@ def stream(n_requests: int, n_accounts: int, seed: int) -> tuple[dict[str, Acct]
     return accounts, ctxs
 
 
-def engine(accounts: dict[str, Acct]) -> Engine:
+def engine(accounts: dict[str, KeyRecord]) -> Engine:
     return Engine(
-        load_policy(DEFAULT_POLICY), signals=NoSignals(), account_facts=accounts.get, risk=OnlineRisk()
+        load_policy(DEFAULT_POLICY), signals=NO_SIGNALS, account_facts=accounts.get, risk=OnlineRisk()
     )
 
 
-def request_path(accounts: dict[str, Acct], ctxs: list[RequestContext], share: bool) -> float:
+def request_path(accounts: dict[str, KeyRecord], ctxs: list[RequestContext], share: bool) -> float:
     """Microseconds per request (decide + record), sharing on or off."""
     eng = engine(accounts)
     if share:
@@ -108,7 +99,9 @@ def request_path(accounts: dict[str, Acct], ctxs: list[RequestContext], share: b
     return (time.perf_counter() - t) / len(ctxs) * 1e6
 
 
-async def rounds(accounts: dict[str, Acct], ctxs: list[RequestContext], store: Any) -> tuple[float, float]:
+async def rounds(
+    accounts: dict[str, KeyRecord], ctxs: list[RequestContext], store: Any
+) -> tuple[float, float]:
     """Median milliseconds and values per cohort round, one round per simulated second."""
     eng = engine(accounts)
     assert isinstance(eng.risk, OnlineRisk)
