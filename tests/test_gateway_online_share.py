@@ -369,76 +369,77 @@ def _reasons(r: httpx.Response) -> str:
     return r.headers["x-distillshield-reasons"]
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["shared", "per-worker"])
-def test_a_fresh_cohort_fires_on_fleet_evidence_no_worker_has_alone(
-    tmp_path: Path, backend: tuple[str, RedisServer | None], shared: bool
-) -> None:
+async def _sticky_cohort(tmp_path: Path, backend: tuple[str, RedisServer | None], shared: bool) -> None:
     """Sticky routing (each account pinned to one of two workers): ten fresh accounts on one
     harness client, five per worker, among 100 old accounts on their own clients. Five fresh
     of a worker's 55 active accounts are not improbable under its fresh base rate; ten of ten
     fleet-wide are. After a round each, both workers protect the cohort — its members and a
     new fresh account arriving on the harness, with the fleet's counts in the reason code —
     as one worker that saw all the traffic does; an old account on the harness is not in it.
-    The control (``per-worker``: sharing off) never fires."""
-    if not shared and backend[0] == "redis":
-        pytest.skip("the control needs no store")
-
-    async def run() -> None:
-        async with fleet_of(tmp_path, backend) as fleet:
-            old = [f"acct_old{i}" for i in range(100)]
-            new = [f"acct_new{i}" for i in range(11)]
-            created = {a: T0 - 400 * 86_400.0 for a in old} | {a: T0 - 2 * 86_400.0 for a in new}
-            await fleet.add_keys([*old, *new], created)
-            cfg: dict[str, Any] = {} if shared else {"online_sync_s": 0}
-            a, b = fleet.worker("w-a", **cfg), fleet.worker("w-b", **cfg)
-            alone_store = MemoryStore()
-            await fleet.add_keys([*old, *new], created, store=alone_store)
-            alone = fleet.worker("w-alone", store=alone_store, online_sync_s=0)
-            t = T0
-            for i, acct in enumerate(old):
-                fleet.clock.now = t = t + 5.0
-                for gw in (a if i % 2 == 0 else b, alone):
-                    r = await fleet.send(gw, acct, ip=f"198.51.{i}.1", ua=f"sdk/{i}")
-                    assert r.status_code == 200, r.text
-            last: dict[Any, httpx.Response] = {}
-            for i, acct in enumerate(new[:10]):
-                fleet.clock.now = t = t + 5.0
-                for gw in (a if i % 2 == 0 else b, alone):
-                    last[gw] = await fleet.send(gw, acct, ip=f"203.0.{i}.9", ua="harness/2.0")
-                    assert last[gw].status_code == 200, last[gw].text
-            # the premise: the reference worker saw ten of ten and fired; neither half did
-            assert "cohort:client:" in _reasons(last[alone]), _reasons(last[alone])
-            for gw in (a, b):
-                assert "cohort:" not in _reasons(last[gw])
-            for gw in (a, b, a):
-                await gw.sync_online()
-            probes = [
-                (a, "acct_new0", "harness/2.0"),  # a member, on the harness
-                (b, "acct_new1", "other/1.0"),  # a member, on another client: it keeps the membership
-                (a, "acct_new10", "harness/2.0"),  # a fresh account this fleet never saw
-            ]
-            for gw, acct, ua in probes:
-                fleet.clock.now = t = t + 5.0
-                r = await fleet.send(gw, acct, ip="192.0.2.55", ua=ua)
-                assert r.status_code == 200, r.text
-                if not shared:
-                    assert "cohort:" not in _reasons(r), _reasons(r)
-                    continue
-                assert "protect" in r.headers["x-distillshield-action"], _reasons(r)
-                assert "rule:online-risk" in _reasons(r)
-                want = "cohort:client:10/10fresh:fleet:" if acct == "acct_new10" else "cohort:client:member"
-                assert want in _reasons(r), _reasons(r)
-            fired = [
-                gw.metrics.registry.get_sample_value("distillshield_online_cohorts_fired_by_fleet_total")
-                for gw in (a, b)
-            ]
-            assert fired == ([1.0, 1.0] if shared else [0.0, 0.0])
-            # an old account on the harness is no member and no fresh user: served as before
+    With ``shared`` false (the control: sharing off) nothing fires."""
+    async with fleet_of(tmp_path, backend) as fleet:
+        old = [f"acct_old{i}" for i in range(100)]
+        new = [f"acct_new{i}" for i in range(11)]
+        created = {a: T0 - 400 * 86_400.0 for a in old} | {a: T0 - 2 * 86_400.0 for a in new}
+        await fleet.add_keys([*old, *new], created)
+        cfg: dict[str, Any] = {} if shared else {"online_sync_s": 0}
+        a, b = fleet.worker("w-a", **cfg), fleet.worker("w-b", **cfg)
+        alone_store = MemoryStore()
+        await fleet.add_keys([*old, *new], created, store=alone_store)
+        alone = fleet.worker("w-alone", store=alone_store, online_sync_s=0)
+        t = T0
+        for i, acct in enumerate(old):
             fleet.clock.now = t = t + 5.0
-            r = await fleet.send(b, "acct_old3", ip="198.51.3.1", ua="harness/2.0")
-            assert "cohort:" not in _reasons(r) and r.headers["x-distillshield-action"] == "allow"
+            for gw in (a if i % 2 == 0 else b, alone):
+                r = await fleet.send(gw, acct, ip=f"198.51.{i}.1", ua=f"sdk/{i}")
+                assert r.status_code == 200, r.text
+        last: dict[Any, httpx.Response] = {}
+        for i, acct in enumerate(new[:10]):
+            fleet.clock.now = t = t + 5.0
+            for gw in (a if i % 2 == 0 else b, alone):
+                last[gw] = await fleet.send(gw, acct, ip=f"203.0.{i}.9", ua="harness/2.0")
+                assert last[gw].status_code == 200, last[gw].text
+        # the premise: the reference worker saw ten of ten and fired; neither half did
+        assert "cohort:client:" in _reasons(last[alone]), _reasons(last[alone])
+        for gw in (a, b):
+            assert "cohort:" not in _reasons(last[gw])
+        for gw in (a, b, a):
+            await gw.sync_online()
+        probes = [
+            (a, "acct_new0", "harness/2.0"),  # a member, on the harness
+            (b, "acct_new1", "other/1.0"),  # a member, on another client: it keeps the membership
+            (a, "acct_new10", "harness/2.0"),  # a fresh account this fleet never saw
+        ]
+        for gw, acct, ua in probes:
+            fleet.clock.now = t = t + 5.0
+            r = await fleet.send(gw, acct, ip="192.0.2.55", ua=ua)
+            assert r.status_code == 200, r.text
+            if not shared:
+                assert "cohort:" not in _reasons(r), _reasons(r)
+                continue
+            assert "protect" in r.headers["x-distillshield-action"], _reasons(r)
+            assert "rule:online-risk" in _reasons(r)
+            want = "cohort:client:10/10fresh:fleet:" if acct == "acct_new10" else "cohort:client:member"
+            assert want in _reasons(r), _reasons(r)
+        fired = [
+            gw.metrics.registry.get_sample_value("distillshield_online_cohorts_fired_by_fleet_total")
+            for gw in (a, b)
+        ]
+        assert fired == ([1.0, 1.0] if shared else [0.0, 0.0])
+        # an old account on the harness is no member and no fresh user: served as before
+        fleet.clock.now = t = t + 5.0
+        r = await fleet.send(b, "acct_old3", ip="198.51.3.1", ua="harness/2.0")
+        assert "cohort:" not in _reasons(r) and r.headers["x-distillshield-action"] == "allow"
 
-    asyncio.run(run())
+
+def test_a_fresh_cohort_fires_on_fleet_evidence_no_worker_has_alone(
+    tmp_path: Path, backend: tuple[str, RedisServer | None]
+) -> None:
+    asyncio.run(_sticky_cohort(tmp_path, backend, shared=True))
+
+
+def test_a_cohort_split_over_workers_stays_quiet_without_sharing(tmp_path: Path) -> None:
+    asyncio.run(_sticky_cohort(tmp_path, ("memory", None), shared=False))
 
 
 def test_cohort_windows_are_a_union_trimmed_to_the_window(
