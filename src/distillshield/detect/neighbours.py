@@ -28,6 +28,7 @@ its most incriminating pair.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -35,12 +36,18 @@ import pyarrow.compute as pc
 
 from distillshield.detect.design import FEATURES, Feature, design_matrix
 
-__all__ = ["PEER_COLUMN", "SHARED_COLUMN", "peer_scores", "score_with_peers"]
+__all__ = ["PEER_COLUMN", "SHARED_COLUMN", "Scorer", "peer_scores", "score_with_peers"]
 
 #: The feature column this module fills.
 PEER_COLUMN = "metadata_peer_score"
 #: The list column (metadata pairs the account shares with at least one other) it reads.
 SHARED_COLUMN = "shared_metadata"
+
+
+class Scorer(Protocol):
+    """What scores the first pass: an :class:`~distillshield.detect.model.AccountModel`."""
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
 
 
 def peer_scores(
@@ -80,7 +87,7 @@ def peer_scores(
 
 
 def score_with_peers(
-    model: object,
+    model: Scorer,
     table: pa.Table,
     *,
     features: Sequence[Feature] = FEATURES,
@@ -88,10 +95,10 @@ def score_with_peers(
 ) -> tuple[pa.Table, np.ndarray]:
     """``table`` with :data:`PEER_COLUMN` filled, and its design matrix.
 
-    The peers' scores are ``model``'s (anything with ``predict_proba``) on the same table with
-    the peer feature at 0 — every account's own evidence, graph included, but not its peers'
-    peers. ``table`` needs :data:`SHARED_COLUMN`; a model trained without the feature (no
-    column in ``features``) gets the table back unchanged.
+    The peers' scores are ``model``'s on the same table with the peer feature at 0 — every
+    account's own evidence, graph included, but not its peers' peers. ``table`` needs
+    :data:`SHARED_COLUMN`; for ``features`` without the peer feature the column stays 0 and
+    no first pass runs.
     """
     names = [f.column for f in features]
     zeros = pa.array(np.zeros(table.num_rows), pa.float64())
@@ -99,7 +106,7 @@ def score_with_peers(
     x0 = design_matrix(table, features)
     if PEER_COLUMN not in names or table.num_rows == 0:
         return table, x0
-    first = np.asarray(model.predict_proba(x0))  # type: ignore[attr-defined]
+    first = np.asarray(model.predict_proba(x0))
     peers = peer_scores(table.column(SHARED_COLUMN), first, groups)
     table = _set(table, PEER_COLUMN, pa.array(peers, pa.float64()))
     return table, design_matrix(table, features)
