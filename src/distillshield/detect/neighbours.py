@@ -109,7 +109,12 @@ def score_with_peers(
     first = np.asarray(model.predict_proba(x0))
     peers = peer_scores(table.column(SHARED_COLUMN), first, groups)
     table = _set(table, PEER_COLUMN, pa.array(peers, pa.float64()))
-    return table, design_matrix(table, features)
+    # only the peer feature's column changes: rebuild that one, not the whole matrix
+    x = x0.copy()
+    for i, f in enumerate(features):
+        if f.column == PEER_COLUMN:
+            x[:, i] = design_matrix(table, [f])[:, 0]
+    return table, x
 
 
 def _set(table: pa.Table, name: str, column: pa.Array) -> pa.Table:

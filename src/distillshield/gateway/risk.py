@@ -444,11 +444,12 @@ class OnlineRisk:
                 continue
             v = self._value(kind, value, create=True)
             assert v is not None
-            key = (kind, value)
-            if v.recent.add(ts, ctx.account_id, fresh, self.grain_s) and self._stamped is not None:
-                self._stamped.setdefault(key, {})[ctx.account_id] = (ts, fresh)
-            if fresh and self._stamped is not None:
-                self._wanted.add(key)
+            stamped = v.recent.add(ts, ctx.account_id, fresh, self.grain_s)
+            if self._stamped is not None:  # shared: remember what the next sync sends and reads
+                if stamped:
+                    self._stamped.setdefault((kind, value), {})[ctx.account_id] = (ts, fresh)
+                if fresh:
+                    self._wanted.add((kind, value))
             v.recent.expire(ts, self.window_s)
             if (fresh or not v.swept) and v.bound(p, ts, self.grain_s)[0] < self.alpha:
                 self._join(kind, value, v, ctx.account_id)
@@ -564,7 +565,7 @@ class OnlineRisk:
         by this call): per value ``(kind, value)``, the users it stamped (account -> (last use,
         fresh)) — an empty dict for a value a fresh account used and whose fleet counts the
         test needs — and the window's horizon (the newest request minus ``window_s``)."""
-        out: dict[tuple[str, str], dict[str, tuple[float, bool]]] = dict(self._stamped or {})
+        out = self._stamped if self._stamped is not None else {}
         for key in self._wanted:
             out.setdefault(key, {})
         if self._stamped is not None:
