@@ -9,7 +9,7 @@ second. Measured side by side, alternating, on fresh engines each round:
 
 * the request path: ``Engine.decide`` + ``Engine.record`` per request, with the online model
   not sharing (a single process) and sharing (``track_changes``: cohort users stamped and
-  values wanted are recorded for the next round);
+  values wanted are recorded for the next round), in alternating order;
 * the background round: every simulated second (what ``online_sync_s = 1`` does at 1,000
   requests/s), the cohort half of ``OnlineShare.sync`` against a ``MemoryStore`` and against a
   real ``redis-server`` on loopback (started here; skipped when it is not installed): median
@@ -137,9 +137,9 @@ def main() -> None:
     accounts, ctxs = stream(args.requests, args.accounts, args.seed)
     off: list[float] = []
     on: list[float] = []
-    for _ in range(args.rounds):
-        off.append(request_path(accounts, ctxs, share=False))
-        on.append(request_path(accounts, ctxs, share=True))
+    for r in range(args.rounds):  # the order alternates: the second run of a pair is warmer
+        for share in (False, True) if r % 2 == 0 else (True, False):
+            (on if share else off).append(request_path(accounts, ctxs, share=share))
     out: dict[str, Any] = {
         "requests": args.requests,
         "accounts": args.accounts,
