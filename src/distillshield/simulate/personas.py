@@ -817,6 +817,7 @@ class AgenticExtraction(_Campaign):
         "pathways": "weights of sign-up pathways",
         "staff_handles": "operator staff ids that leak into metadata",
         "staff_metadata_share": "share of requests carrying a staff id",
+        "harness_metadata_share": "share of requests carrying the harness build header (default 0.02)",
         "trace_phase_at": "fraction of the window after which the reasoning-trace phase starts",
     }
     style_defaults: ClassVar[dict[str, Any]] = {
@@ -938,7 +939,7 @@ class AgenticExtraction(_Campaign):
         out = np.full(n, None, dtype=object)
         leak = rng.random(n) < share
         out[leak] = np.char.add(np.char.add('{"user": "', staff[leak].astype(str)), '"}')
-        build = rng.random(n) < 0.02
+        build = rng.random(n) < float(self.param("harness_metadata_share", 0.02))
         out[build & ~leak] = '{"x-harness": "agent-eval/0.9.3"}'
         return pa.array(out, type=pa.string())
 
