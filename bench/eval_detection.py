@@ -1,7 +1,7 @@
 """Detection quality on held-out datasets: scan + replay + evaluate, one markdown row each (docs/results.md).
 
 Usage:
-    python bench/eval_detection.py [--every 6h] [--out runs/results] DATA...
+    python bench/eval_detection.py [--every 6h] [--out runs/results] [--model MODEL.json] DATA...
 
 Each DATA is a simulated dataset (with labels/). For each it runs ``distillshield scan``
 (batch verdicts, used for calibration) and ``distillshield replay --every`` (incremental
@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from distillshield.detect import scan
+from distillshield.detect.model import load_model
 from distillshield.detect.replay import replay
 from distillshield.evaluate import evaluate
 
@@ -48,7 +49,9 @@ def main() -> None:
     ap.add_argument("data", nargs="+", type=Path)
     ap.add_argument("--every", default="6h")
     ap.add_argument("--out", type=Path, default=Path("runs/results"))
+    ap.add_argument("--model", type=Path, default=None, help="account model JSON (default: the shipped one)")
     args = ap.parse_args()
+    model = load_model(args.model)
     scores: list[float] = []
     truth: list[int] = []
     print("| dataset | precision | recall | FPR | worst hard negative | ARI | scan s | replay s |")
@@ -58,10 +61,10 @@ def main() -> None:
         name = data.name
         det, rep = args.out / name / "scan", args.out / name / "replay"
         t0 = time.perf_counter()
-        scan(data, det)
+        scan(data, det, model=model)
         t_scan = time.perf_counter() - t0
         t0 = time.perf_counter()
-        replay(data, rep, every=args.every)
+        replay(data, rep, every=args.every, model=model)
         t_rep = time.perf_counter() - t0
         r = evaluate(data / "labels", rep, data_dir=data).to_dict()
         (args.out / name / "evaluation.json").write_text(json.dumps(r, indent=1, default=str))
