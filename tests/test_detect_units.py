@@ -431,3 +431,55 @@ def test_corroboration_and_coordinated_novelty() -> None:
     assert set(alone) == {"s3"}
     assert why["s1"].startswith("corroborated") and why["n1"].startswith("coordinated_novelty")
     assert flagged.tolist() == [True, True, False, False, True, True, True, False, False, False, False]
+
+
+def test_organisations_are_corporate_or_academic_domains_only() -> None:
+    from distillshield.detect.graph import organisations
+
+    b = get_backend()
+    b.register(
+        "acc",
+        pa.table(
+            {
+                "account_id": ["c1", "c2", "u1", "f1", "d1", "n1", "z1"],
+                "email_domain": ["ACME.com", "acme.com", "uni.edu", "gmail.com", "tmp.io", "x.org", None],
+            }
+        ),
+    )
+    b.register(
+        "acc_enr",
+        pa.table(
+            {
+                "account_id": ["c1", "c2", "u1", "f1", "d1", "z1"],  # n1 has no enrichment row
+                "email_domain_class": [
+                    "corporate",
+                    "corporate",
+                    "academic",
+                    "free-mail",
+                    "disposable",
+                    "corporate",
+                ],
+            }
+        ),
+    )
+    assert organisations(b) == {"c1": "acme.com", "c2": "acme.com", "u1": "uni.edu"}
+
+
+def test_coordinated_novelty_ignores_colleagues() -> None:
+    """Three unusual accounts on one card and one egress: a farm when they are strangers, a
+    team when they share their employer's domain (the model's ``related`` neighbours)."""
+    from distillshield.detect.campaigns import _promote
+
+    ids = ["a", "b", "c"]
+    accounts = pa.table(
+        {"account_id": ids, "score": [0.0] * 3, "flagged": [False] * 3, "novelty": [0.995] * 3}
+    )
+    edges = _edges([("a", "b", "payment"), ("b", "c", "payment"), ("a", "c", "ip")])
+    kw: dict[str, Any] = {"novelty_quantile": 0.99, "novelty_links": 2, "corroborated_score": 0.5}
+    _, strangers = _promote(accounts, edges, **kw, organisation={"a": "x.com", "b": "y.com"})
+    assert set(strangers) == set(ids)
+    flagged, team = _promote(accounts, edges, **kw, organisation=dict.fromkeys(ids, "acme.com"))
+    assert team == {} and not flagged.any()
+    # two colleagues and a stranger: each colleague has one non-colleague partner, not two
+    _, mixed = _promote(accounts, edges, **kw, organisation={"a": "acme.com", "b": "acme.com"})
+    assert set(mixed) == {"c"}

@@ -36,7 +36,17 @@ from distillshield.backends import Backend
 from distillshield.linking import STRONG_KINDS, account_components
 from distillshield.linking.edges import EDGE_KINDS
 
-__all__ = ["GRAPH_COLUMNS", "graph_features", "graph_features_sql"]
+__all__ = [
+    "GRAPH_COLUMNS",
+    "STRANGER_DOMAIN_CLASSES",
+    "graph_features",
+    "graph_features_sql",
+    "organisations",
+]
+
+#: E-mail domain classes that say nothing about a shared organisation: two accounts on them
+#: are strangers by their own account even when both use one provider's domain.
+STRANGER_DOMAIN_CLASSES: tuple[str, ...] = ("free-mail", "disposable", "unknown")
 
 #: Columns of :func:`graph_features` besides ``account_id`` and ``component``.
 GRAPH_COLUMNS: tuple[str, ...] = (
@@ -66,6 +76,7 @@ def graph_features_sql(
     e, c, pop = quote_name(edges), quote_name(components), quote_name(population)
     acc, acc_enr = quote_name(accounts), quote_name(account_enrichment)
     strong = ", ".join(f"'{k}'" for k in STRONG_KINDS)
+    stranger = ", ".join(f"'{k}'" for k in STRANGER_DOMAIN_CLASSES)
     degs = ",\n           ".join(
         f"CAST(sum(CASE WHEN u.kind = '{k}' THEN 1 ELSE 0 END) AS BIGINT) AS deg_{k}" for k in EDGE_KINDS
     )
@@ -92,8 +103,8 @@ strong AS (
 ),
 unrel AS (
     SELECT s.a AS account_id, count(*) AS strong_neighbours,
-           CAST(sum(CASE WHEN ia.domain_class IN ('free-mail', 'disposable', 'unknown')
-                          OR ib.domain_class IN ('free-mail', 'disposable', 'unknown')
+           CAST(sum(CASE WHEN ia.domain_class IN ({stranger})
+                          OR ib.domain_class IN ({stranger})
                           OR ia.domain IS NULL OR ib.domain IS NULL
                           OR ia.domain <> ib.domain THEN 1 ELSE 0 END) AS BIGINT)
                AS unrelated_strong_neighbours
@@ -164,3 +175,23 @@ def graph_features(
         empty = pa.array([], pa.string())
         backend.register(_EDGES, pa.table({"src": empty, "dst": empty, "kind": empty}))
         backend.register(_COMPONENTS, pa.table({"account_id": empty, "component": empty}))
+
+
+def organisations(
+    backend: Backend, *, accounts: str = "acc", account_enrichment: str = "acc_enr"
+) -> dict[str, str]:
+    """account -> the organisation it claims: its lower-cased corporate or academic e-mail domain.
+
+    Accounts on free-mail, disposable or unclassified domain (:data:`STRANGER_DOMAIN_CLASSES`)
+    claim none. Two accounts with the same organisation are *related* in the sense of
+    ``related_strong_neighbours``: colleagues behind one VPN on one corporate card, or a class
+    behind a campus NAT, whose shared infrastructure their shared employer explains.
+    """
+    acc, acc_enr = quote_name(accounts), quote_name(account_enrichment)
+    stranger = ", ".join(f"'{k}'" for k in STRANGER_DOMAIN_CLASSES)
+    table = backend.query(
+        f"SELECT a.account_id, lower(a.email_domain) AS org FROM {acc} AS a "
+        f"LEFT JOIN {acc_enr} AS n ON n.account_id = a.account_id "
+        f"WHERE a.email_domain IS NOT NULL AND coalesce(n.email_domain_class, 'unknown') NOT IN ({stranger})"
+    )
+    return dict(zip(table.column("account_id").to_pylist(), table.column("org").to_pylist(), strict=True))
