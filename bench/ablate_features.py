@@ -8,7 +8,8 @@ Usage:
 A blanked column is null in every training row, so the feature reads as its "no evidence"
 fill everywhere and its coefficient fits to 0; every other step is the shipped trainer's
 (:func:`distillshield.detect.train.training_table` at the shipped cut-offs,
-:func:`~distillshield.detect.train.fit_with_peers` with the shipped ``C`` and threshold). With no
+:func:`~distillshield.detect.train.fit_with_peers` with the ``C`` and threshold the shipped
+model file records). With no
 ``--blank`` it reproduces the shipped model from the same prepared data. The fitted model file
 keeps every feature, so ``scan --model`` and ``replay --model`` read it unchanged. The
 per-account training tables are cached under ``WORK/ablation-tables`` (delete to rebuild).
@@ -24,7 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distillshield.detect.train import fit_with_peers, training_scenarios, training_table
+from distillshield.detect.model import load_model
+from distillshield.detect.train import fit_with_peers, training_groups, training_scenarios, training_table
 from distillshield.simulate import load_scenario
 
 
@@ -45,14 +47,16 @@ def main() -> None:
             pq.write_table(training_table(args.work / name), cached)
         table = pq.read_table(cached)
         tables.append(table)
-        groups.append(np.char.add(f"{name}/", table.column("cutoff_days").to_numpy().astype(str)))
+        groups.append(training_groups(name, table))
     stacked = pa.concat_tables(tables)
     for col in blank:
         i = stacked.schema.get_field_index(col)
         if i < 0:
             raise SystemExit(f"--blank: no column {col!r} in the training table")
         stacked = stacked.set_column(i, col, pa.nulls(stacked.num_rows, stacked.schema.field(col).type))
-    model = fit_with_peers(stacked, np.concatenate(groups), c=0.3, threshold=0.9)
+    shipped = load_model()  # refit with the shipped model's regularisation and threshold
+    c = float(shipped.provenance.get("regularisation_C", 0.3))
+    model = fit_with_peers(stacked, np.concatenate(groups), c=c, threshold=shipped.threshold)
     model = dataclasses.replace(
         model, provenance={"name": "account-lr-ablation", "blanked": blank, "rows": stacked.num_rows}
     )

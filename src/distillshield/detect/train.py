@@ -36,7 +36,15 @@ from distillshield.detect.scan import SCORING_EDGES, account_table, register_win
 from distillshield.prepare import prepare
 from distillshield.schema import ACCOUNT_LABELS, read_table
 
-__all__ = ["CUTOFF_DAYS", "PEER_ROUNDS", "fit_with_peers", "train", "training_scenarios", "training_table"]
+__all__ = [
+    "CUTOFF_DAYS",
+    "PEER_ROUNDS",
+    "fit_with_peers",
+    "train",
+    "training_groups",
+    "training_scenarios",
+    "training_table",
+]
 
 #: Fits after the first whose ``metadata_peer_score`` comes from the previous fit's scores.
 PEER_ROUNDS = 2
@@ -78,6 +86,11 @@ def training_table(data_dir: Path, cutoffs: Sequence[float | None] = CUTOFF_DAYS
         )
         parts.append(table.append_column("cutoff_days", pa.array([-1.0 if cut is None else cut] * len(ids))))
     return pa.concat_tables(parts)
+
+
+def training_groups(scenario: str, table: pa.Table) -> np.ndarray:
+    """Each row's population for :func:`fit_with_peers`: its scenario and cut-off."""
+    return np.char.add(f"{scenario}/", table.column("cutoff_days").to_numpy().astype(str))
 
 
 def fit_with_peers(
@@ -138,8 +151,7 @@ def train(
             say(f"featurising {sc.name} at cut-offs {list(cutoffs)}")
             table = training_table(data, cutoffs)
             tables.append(table)
-            cut = table.column("cutoff_days").to_numpy()
-            groups.append(np.char.add(f"{sc.name}/", cut.astype(str)))
+            groups.append(training_groups(sc.name, table))
             y = table.column("label").to_numpy()
             used.append(
                 {
