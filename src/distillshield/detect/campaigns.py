@@ -134,7 +134,7 @@ def _promote(
       same organisation (``organisation``: :func:`distillshield.detect.graph.organisations`)
       does not count: colleagues share a card and an egress by employment, and a team whose
       traffic is unusual is not coordinated evasion (on the held-out scenario with real
-      prompts, nine employees of two companies, scored 0.000 by the model, were promoted
+      prompts, nine corporate-VPN employees, scored 0.000 by the model, were promoted
       through their company card and VPN: docs/results.md);
     * corroboration: an account the model finds more likely than not a campaign account
       (``score >= corroborated_score``) that shares an *identity* edge (a card, a staff
