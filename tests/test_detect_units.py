@@ -321,6 +321,25 @@ def test_an_over_cap_staff_handle_joins_its_fragments_and_loners_but_not_another
     assert set(only) == set(loners) and len(set(only.values())) == 1
 
 
+def test_a_hub_joins_the_campaign_holding_most_of_its_clustered_holders() -> None:
+    from distillshield.detect.campaigns import _cluster
+
+    # one operator's 12-account campaign (one card clique) spread over pinned client stacks of
+    # four accounts each, none half of the campaign; each stack also has flagged loners
+    rows = _clique("a", 12, "payment") + _clique("d", 8, "ip")
+    flagged = sorted({x for r in rows for x in r[:2]} | {"z0", "z1", "z2", "y0", "y1"})
+    stack1 = ["a00", "a01", "a02", "a03", "d00", "z0", "z1"]  # 4 in a, 1 in d: a's
+    stack2 = ["a04", "a05", "a06", "d01", "d02", "y0"]  # 3 in a, 2 in d: a's (3 of 5)
+    stack3 = ["a07", "a08", "d03", "d04", "y1"]  # 2 in a: too few to say
+    before = _cluster(flagged, _edges(rows))
+    assert set(before) == {x for r in rows for x in r[:2]}  # loners are in no campaign
+    hubs = {"client=s1": stack1, "client=s2": stack2, "client=s3": stack3}
+    assign = _cluster(flagged, _edges(rows), hubs=hubs)
+    assert assign["z0"] == assign["z1"] == assign["y0"] == assign["a00"]  # loners come along
+    assert assign["d00"] == assign["d01"] == before["d00"] != assign["a00"]  # d stays apart
+    assert "y1" not in assign  # its stack's campaign is not clear; alone it is no campaign
+
+
 def test_hub_values_are_over_cap_cards_and_handles_held_mostly_by_flagged_accounts() -> None:
     check_hub_values(get_backend("duckdb"))
 
@@ -338,6 +357,8 @@ def check_hub_values(b: Any) -> None:
     rows += [(a, "metadata", '"env": "prod"') for a in ids[4:12]]  # 8 holders, 2 flagged
     rows += [(a, "metadata", '"user": "few"') for a in ids[:3]]  # all flagged, under the cap
     rows += [(a, "ip", "10.0.0.1") for a in ids]  # not an identity kind
+    rows += [(a, "client", "pinned") for a in [*ids[:3], "u06", "u07"]]  # 5 holders, 4 flagged
+    rows += [(a, "client", "stock") for a in ids[2:12]]  # 10 holders, 4 flagged: everyone's SDK
     b.register(
         st.vals,
         pa.table(
@@ -353,7 +374,7 @@ def check_hub_values(b: Any) -> None:
     cards = ["card-1"] * 5 + ["card-2"] * 4 + [None] * 3
     b.register("acc", pa.table({"account_id": ids, "payment_fingerprint": cards}))
     flagged = [*ids[:5], "u06"]
-    hubs = _hub_values(b, st.vals, "acc", flagged, max_group=3)
+    hubs = _hub_values(b, st.vals, "acc", flagged, max_group=3)  # no client stacks by default
     assert (
         hubs
         == {  # every holder, the unflagged u05 included
@@ -363,6 +384,10 @@ def check_hub_values(b: Any) -> None:
         }
     )
     assert _hub_values(b, st.vals, "acc", flagged, max_group=6) == {}  # nothing over the cap
+    # client stacks have their own, smaller cap (linking's max_client_accounts)
+    with_clients = _hub_values(b, st.vals, "acc", flagged, max_group=6, max_client=4)
+    assert with_clients == {"client=pinned": [*ids[:3], "u06", "u07"]}
+    assert _hub_values(b, st.vals, "acc", flagged, max_group=6, max_client=5) == {}
 
 
 def test_operator_profiles_ignore_a_clue_carried_by_a_few_misplaced_accounts() -> None:
@@ -429,6 +454,15 @@ def test_corroboration_and_coordinated_novelty() -> None:
         accounts, _edges([]), novelty_quantile=0.99, novelty_links=2, corroborated_score=0.5, hubs=hubs
     )
     assert set(alone) == {"s3"}
+    _, by_stack = _promote(
+        accounts,
+        _edges([]),
+        novelty_quantile=0.99,
+        novelty_links=2,
+        corroborated_score=0.5,
+        hubs={"client=abc": ["f", "s1", "s2"]},
+    )
+    assert by_stack == {"s1": "corroborated: holds a client stack shared by 3 accounts, 1 of them flagged"}
     assert why["s1"].startswith("corroborated") and why["n1"].startswith("coordinated_novelty")
     assert flagged.tolist() == [True, True, False, False, True, True, True, False, False, False, False]
 

@@ -25,12 +25,23 @@ Over-cap identity values (scale)
     its members: a few of one operator's accounts inside another's cluster do not merge two
     campaigns. No pairs are generated, so the cost is the holders, not their square.
 
+    A client stack (user agent + TLS fingerprint) held by more than ``max_client_accounts``
+    accounts, most of them flagged, is a hub in the same way. Linking stops making client
+    edges at that size because a stock SDK release joins everyone, but a stock release held
+    mostly by flagged accounts is the operator's pinned harness: on the held-out scenario
+    whose campaign B sends no metadata (docs/results.md), B's accounts ran a dozen pinned
+    stacks of 16 to 33 holders each, most of them B's, and nothing else tied its cardless
+    accounts to the rest. Since an operator spreads its accounts over many stacks, no one
+    stack is half of its campaign; a hub therefore also joins the community that holds a
+    strict majority (at least :data:`MERGE_MIN_EDGES`) of its holders that are in
+    communities, and brings its loners there.
+
 Corroboration
     An account the model scores at 0.5 or more (more likely than not) but below its flag
     threshold is flagged when it shares an identity edge (payment, metadata, signup) with
     an account the model flagged outright: a farm's sibling does not have the population's
-    prior. One hop, never transitive. A hub (above) counts as such an identity: its holders
-    have no pair edges to be read from.
+    prior. One hop, never transitive. A hub (above), client stacks included, counts as such
+    an identity: its holders have no pair edges to be read from.
 
 Coordinated novelty
     An account the model does not flag but that is among the most unusual of this scan
@@ -107,6 +118,10 @@ _FLAGGED = "_ds_campaign_flagged"
 _PAIR = r'"([^"\\]{1,64})"[ ]*:[ ]*"([^"\\]{1,128})"'
 
 
+#: How a corroboration reason names each hub kind (:func:`_hub_values`).
+_HUB_NOUN = {"payment": "card", "metadata": "metadata value", "client": "client stack"}
+
+
 def campaign_id_for(accounts: list[str]) -> str:
     """Deterministic campaign id: a hash of the smallest member account id."""
     return "cmp-" + hashlib.sha256(min(accounts).encode()).hexdigest()[:10]
@@ -153,7 +168,7 @@ def _promote(
     org = organisation or {}
     for value, holders in sorted((hubs or {}).items()):
         n_flagged = sum(1 for a in holders if a in index and flagged[index[a]])
-        kind = "card" if value.startswith("payment=") else "metadata value"
+        kind = _HUB_NOUN[value.split("=", 1)[0]]
         for a in holders:
             i = index.get(a)
             if i is not None and not flagged[i] and score[i] >= corroborated_score:
@@ -315,10 +330,11 @@ def _join_hubs(
 ) -> None:
     """Union each hub value (union-find id ``first_hub + h``) with its communities and loners.
 
-    A community joins when at least half of its members hold the value; a holder in no
-    community of two or more (no edge, or Leiden left it alone) joins on its own. Every
-    member's community is taken after the identity merge (``find``), so "half" is of the
-    merged community.
+    A community joins when at least half of its members hold the value, and so does the
+    community holding a strict majority (and at least :data:`MERGE_MIN_EDGES`) of the
+    value's holders that are in communities; a holder in no community of two or more (no
+    edge, or Leiden left it alone) joins on its own. Every member's community is taken after
+    the identity merge (``find``), so "half" is of the merged community.
     """
     # communities as they were before any hub joined them
     root_of = {i: find(community[i]) for i in {index[a] for hs in hubs.values() for a in hs if a in index}}
@@ -338,26 +354,49 @@ def _join_hubs(
         for root, n in sorted(held.items()):
             if 2 * n >= root_size[root]:
                 parent[find(root)] = find(node)
+        # the value belongs to the campaign that holds most of its clustered holders: an
+        # operator spreads its accounts over a dozen pinned client stacks, so no one stack
+        # is half of its campaign, yet each stack's holders sit in that campaign
+        if held:
+            root, n = max(sorted(held.items()), key=lambda kv: kv[1])
+            if n >= MERGE_MIN_EDGES and 2 * n > sum(held.values()):
+                parent[find(root)] = find(node)
 
 
 def _hub_values(
-    backend: Backend, vals: str, acc: str, flagged_ids: list[str], max_group: int
+    backend: Backend,
+    vals: str,
+    acc: str,
+    flagged_ids: list[str],
+    max_group: int,
+    max_client: int | None = None,
 ) -> dict[str, list[str]]:
-    """Cards and metadata pairs held by more than ``max_group`` accounts, most of them flagged.
+    """Over-cap values held mostly by flagged accounts: the hubs of the module docstring.
 
+    Cards and metadata pairs held by more than ``max_group`` accounts, and client stacks
+    (user agent + TLS fingerprint, ``vals`` kind ``client``) held by more than ``max_client``
+    accounts (``EdgeParams.max_client_accounts``: the cap past which linking makes no client
+    edges; ``None`` leaves client stacks out), in each case with most holders flagged.
     Returns ``"kind=value"`` -> all its holders, flagged or not (sorted). Read from the
     statistics' value sets and the accounts table, with the flagged ids registered as a table.
     """
     backend.register(_FLAGGED, pa.table({"account_id": pa.array(sorted(flagged_ids), pa.string())}))
+    client = (
+        f"UNION ALL SELECT DISTINCT 'client' AS kind, val, account_id FROM {quote_name(vals)} "
+        "WHERE kind = 'client' AND val IS NOT NULL"
+        if max_client is not None
+        else ""
+    )
+    cap = f"CASE WHEN m.kind = 'client' THEN {int(max_client or 0)} ELSE {int(max_group)} END"
     try:
         sql = (
             f"WITH m AS (SELECT DISTINCT 'metadata' AS kind, val, account_id FROM {quote_name(vals)} "
             "WHERE kind = 'metadata' AND val IS NOT NULL "
             "UNION ALL SELECT DISTINCT 'payment' AS kind, payment_fingerprint AS val, account_id "
-            f"FROM {acc} WHERE payment_fingerprint IS NOT NULL), "
+            f"FROM {acc} WHERE payment_fingerprint IS NOT NULL {client}), "
             "h AS (SELECT m.kind, m.val FROM m LEFT JOIN "
             f"{_FLAGGED} f ON f.account_id = m.account_id GROUP BY m.kind, m.val "
-            f"HAVING count(*) > {int(max_group)} AND 2 * count(f.account_id) > count(*)) "
+            f"HAVING count(*) > {cap} AND 2 * count(f.account_id) > count(*)) "
             "SELECT h.kind, h.val, m.account_id FROM h JOIN m ON m.kind = h.kind AND m.val = h.val "
             "ORDER BY h.kind, h.val, m.account_id"
         )
@@ -597,6 +636,7 @@ def build_campaigns(
     seed: int = 0,
     stats: StatsNames | None = None,
     max_group: int = EdgeParams().max_group,
+    max_client: int | None = EdgeParams().max_client_accounts,
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
     """Cluster flagged accounts and write each campaign's dossier.
 
@@ -606,12 +646,13 @@ def build_campaigns(
     ``stats``: the statistics tables the scan finished from (the dossier reads them).
     ``max_group``: the linking cap the edges were built with; identity values held by more
     accounts than that, most of them flagged, join campaigns as hubs (module docstring).
+    ``max_client``: the client-stack cap they were built with (``None``: no client hubs).
     """
     ex, acc = str(names["exchanges"]), str(names["accounts"])
     rel = names.get("releases")
     st = stats or StatsNames()
     model_flagged = pc.filter(accounts.column("account_id"), accounts.column("flagged")).to_pylist()
-    hubs = _hub_values(backend, st.vals, acc, model_flagged, max_group) if model_flagged else {}
+    hubs = _hub_values(backend, st.vals, acc, model_flagged, max_group, max_client) if model_flagged else {}
     enr = names.get("account_enrichment")
     flagged, promoted = _promote(
         accounts,

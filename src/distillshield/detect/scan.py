@@ -392,7 +392,15 @@ def scan_tables(
         }
     )
     accounts, campaigns = build_campaigns(
-        b, names, accounts, edges, dossiers=dossiers, seed=seed, stats=stats, max_group=params.max_group
+        b,
+        names,
+        accounts,
+        edges,
+        dossiers=dossiers,
+        seed=seed,
+        stats=stats,
+        max_group=params.max_group,
+        max_client=params.max_client_accounts,
     )
     if intel is not None:
         from distillshield.detect.peers import campaign_intel
