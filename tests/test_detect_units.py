@@ -462,7 +462,7 @@ def test_corroboration_and_coordinated_novelty() -> None:
         corroborated_score=0.5,
         hubs={"client=abc": ["f", "s1", "s2"]},
     )
-    assert by_stack == {"s1": "corroborated: holds a client stack shared by 3 accounts, 1 of them flagged"}
+    assert by_stack == {}  # a client stack clusters, it does not corroborate
     assert why["s1"].startswith("corroborated") and why["n1"].startswith("coordinated_novelty")
     assert flagged.tolist() == [True, True, False, False, True, True, True, False, False, False, False]
 

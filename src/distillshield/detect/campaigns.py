@@ -26,22 +26,25 @@ Over-cap identity values (scale)
     campaigns. No pairs are generated, so the cost is the holders, not their square.
 
     A client stack (user agent + TLS fingerprint) held by more than ``max_client_accounts``
-    accounts, most of them flagged, is a hub in the same way. Linking stops making client
-    edges at that size because a stock SDK release joins everyone, but a stock release held
-    mostly by flagged accounts is the operator's pinned harness: on the held-out scenario
-    whose campaign B sends no metadata (docs/results.md), B's accounts ran a dozen pinned
-    stacks of 16 to 33 holders each, most of them B's, and nothing else tied its cardless
-    accounts to the rest. Since an operator spreads its accounts over many stacks, no one
-    stack is half of its campaign; a hub therefore also joins the community that holds a
-    strict majority (at least :data:`MERGE_MIN_EDGES`) of its holders that are in
-    communities, and brings its loners there.
+    accounts, most of them flagged, is a hub for clustering (not for corroboration, below).
+    Linking stops making client edges at that size because a stock SDK release joins
+    everyone, but among *flagged* accounts a release most of whose holders are flagged is
+    the operator's pinned harness: on the held-out scenario whose campaign B sends no
+    metadata (docs/results.md), B's accounts ran a dozen pinned stacks of 16 to 33 holders
+    each, most of them B's, and apart from prompt templates (left out, above) nothing else
+    tied its cardless accounts to the rest. Since an operator spreads its accounts over many
+    stacks, no one stack is half of its campaign; a hub therefore also joins the community
+    that holds a strict majority (at least :data:`MERGE_MIN_EDGES`) of its holders that are
+    in communities, and brings its loners there.
 
 Corroboration
     An account the model scores at 0.5 or more (more likely than not) but below its flag
     threshold is flagged when it shares an identity edge (payment, metadata, signup) with
     an account the model flagged outright: a farm's sibling does not have the population's
-    prior. One hop, never transitive. A hub (above), client stacks included, counts as such
-    an identity: its holders have no pair edges to be read from.
+    prior. One hop, never transitive. A card or staff-handle hub (above) counts as such an
+    identity: its holders have no pair edges to be read from. A client-stack hub does not:
+    corroborating through one promoted three individual developers on the held-out
+    scenario, borderline accounts whose stock SDK release a 700-account hydra also ran.
 
 Coordinated novelty
     An account the model does not flag but that is among the most unusual of this scan
@@ -118,8 +121,12 @@ _FLAGGED = "_ds_campaign_flagged"
 _PAIR = r'"([^"\\]{1,64})"[ ]*:[ ]*"([^"\\]{1,128})"'
 
 
-#: How a corroboration reason names each hub kind (:func:`_hub_values`).
-_HUB_NOUN = {"payment": "card", "metadata": "metadata value", "client": "client stack"}
+#: Hub kinds (:func:`_hub_values`) that corroborate, and how a reason names each. Not client
+#: stacks: they only cluster. A stock SDK release that a large hydra happens to dominate is
+#: still the release its ordinary users run; measured on the held-out scenario, corroborating
+#: through client hubs promoted three individual developers (borderline scores) whose SDK
+#: release campaign D's 700 accounts also ran (docs/results.md).
+_CORROBORATING_HUBS = {"payment": "card", "metadata": "metadata value"}
 
 
 def campaign_id_for(accounts: list[str]) -> str:
@@ -157,7 +164,8 @@ def _promote(
       farm's sibling is not the population's prior; one hop only, never transitively, and
       never from an account that was itself promoted. An over-cap card or staff handle held
       mostly by flagged accounts (``hubs``, :func:`_hub_values`) is such an identity too: it
-      has no pair edges, so its holders are read from the hub.
+      has no pair edges, so its holders are read from the hub. A client-stack hub is not
+      (:data:`_CORROBORATING_HUBS`): it clusters, it does not flag.
     """
     flagged = accounts.column("flagged").to_numpy(zero_copy_only=False).copy()
     novelty = accounts.column("novelty").to_numpy(zero_copy_only=False)
@@ -168,7 +176,9 @@ def _promote(
     org = organisation or {}
     for value, holders in sorted((hubs or {}).items()):
         n_flagged = sum(1 for a in holders if a in index and flagged[index[a]])
-        kind = _HUB_NOUN[value.split("=", 1)[0]]
+        kind = _CORROBORATING_HUBS.get(value.split("=", 1)[0])
+        if kind is None:
+            continue
         for a in holders:
             i = index.get(a)
             if i is not None and not flagged[i] and score[i] >= corroborated_score:
