@@ -33,9 +33,10 @@ Over-cap identity values (scale)
     metadata (docs/results.md), B's accounts ran a dozen pinned stacks of 16 to 33 holders
     each, most of them B's, and apart from prompt templates (left out, above) nothing else
     tied its cardless accounts to the rest. Since an operator spreads its accounts over many
-    stacks, no one stack is half of its campaign; a hub therefore also joins the community
-    that holds a strict majority (at least :data:`MERGE_MIN_EDGES`) of its holders that are
-    in communities, and brings its loners there.
+    stacks, no one stack is half of its campaign; and since two operators may run one stock
+    release, a stack never joins two communities. A client hub therefore joins only the
+    community that holds a strict majority (at least :data:`MERGE_MIN_EDGES`) of its holders
+    that are in communities, and brings its loners there.
 
 Corroboration
     An account the model scores at 0.5 or more (more likely than not) but below its flag
@@ -340,11 +341,17 @@ def _join_hubs(
 ) -> None:
     """Union each hub value (union-find id ``first_hub + h``) with its communities and loners.
 
-    A community joins when at least half of its members hold the value, and so does the
-    community holding a strict majority (and at least :data:`MERGE_MIN_EDGES`) of the
-    value's holders that are in communities; a holder in no community of two or more (no
-    edge, or Leiden left it alone) joins on its own. Every member's community is taken after
-    the identity merge (``find``), so "half" is of the merged community.
+    A card or staff handle: a community joins when at least half of its members hold the
+    value; a holder in no community of two or more (no edge, or Leiden left it alone) joins
+    on its own. Every member's community is taken after the identity merge (``find``), so
+    "half" is of the merged community.
+
+    A client stack (``client=``) is not an identity, so it never joins two communities: it
+    joins only the community holding a strict majority (and at least
+    :data:`MERGE_MIN_EDGES`) of its holders that are in communities, and brings its loners
+    there; without such a community nothing joins. An operator spreads its accounts over a
+    dozen pinned stacks, so no one stack is half of its campaign, yet each stack's holders
+    sit in that campaign; a stock release two operators both run must not merge them.
     """
     # communities as they were before any hub joined them
     root_of = {i: find(community[i]) for i in {index[a] for hs in hubs.values() for a in hs if a in index}}
@@ -352,25 +359,27 @@ def _join_hubs(
     for h, value in enumerate(sorted(hubs)):
         node = first_hub + h
         held: Counter[int] = Counter()
+        loners: list[int] = []
         for a in hubs[value]:
             i = index.get(a)
             if i is None:
                 continue
             root = root_of[i]
             if i not in degree or root_size[root] < MIN_CAMPAIGN_SIZE:
-                parent[find(root)] = find(node)  # a loner (its own community id)
+                loners.append(root)  # its own community id
             else:
                 held[root] += 1
-        for root, n in sorted(held.items()):
-            if 2 * n >= root_size[root]:
-                parent[find(root)] = find(node)
-        # the value belongs to the campaign that holds most of its clustered holders: an
-        # operator spreads its accounts over a dozen pinned client stacks, so no one stack
-        # is half of its campaign, yet each stack's holders sit in that campaign
-        if held:
+        if value.startswith("client="):
+            if not held:
+                continue
             root, n = max(sorted(held.items()), key=lambda kv: kv[1])
-            if n >= MERGE_MIN_EDGES and 2 * n > sum(held.values()):
-                parent[find(root)] = find(node)
+            if n < MERGE_MIN_EDGES or 2 * n <= sum(held.values()):
+                continue
+            joining = [root]
+        else:
+            joining = [root for root, n in sorted(held.items()) if 2 * n >= root_size[root]]
+        for root in [*loners, *joining]:
+            parent[find(root)] = find(node)
 
 
 def _hub_values(
