@@ -327,8 +327,8 @@ def test_a_hub_joins_the_campaign_holding_most_of_its_clustered_holders() -> Non
     # one operator's 12-account campaign (one card clique) spread over pinned client stacks of
     # four accounts each, none half of the campaign; each stack also has flagged loners
     rows = _clique("a", 12, "payment") + _clique("d", 8, "ip") + _clique("c", 2, "payment")
-    flagged = sorted({x for r in rows for x in r[:2]} | {"z0", "z1", "z2", "y0", "y1"})
-    stack1 = ["a00", "a01", "a02", "a03", "d00", "z0", "z1"]  # 4 in a, 1 in d: a's
+    flagged = sorted({x for r in rows for x in r[:2]} | {"z0", "z1", "z2", "y0", "y1", "x"})
+    stack1 = ["a00", "a01", "a02", "a03", "d00", "z0", "z1", "x"]  # 4 in a, 1 in d: a's
     stack2 = ["a04", "a05", "a06", "d01", "d02", "y0"]  # 3 in a, 2 in d: a's (3 of 5)
     stack3 = ["a07", "a08", "d03", "d04", "y1"]  # 2 in a: too few to say
     before = _cluster(flagged, _edges(rows))
@@ -336,12 +336,14 @@ def test_a_hub_joins_the_campaign_holding_most_of_its_clustered_holders() -> Non
     # a stock release that campaign c's two accounts and three of d's run: it is d's, but a
     # client stack is no identity, so c (all of whose members hold it) does not merge into d
     stack4 = ["c00", "c01", "d05", "d06", "d07"]
-    hubs = {"client=s1": stack1, "client=s2": stack2, "client=s3": stack3, "client=s4": stack4}
+    stack5 = ["d02", "d03", "d04", "x"]  # d's: the loner x runs a's stack and d's
+    hubs = {f"client=s{i + 1}": s for i, s in enumerate([stack1, stack2, stack3, stack4, stack5])}
     assign = _cluster(flagged, _edges(rows), hubs=hubs)
     assert assign["z0"] == assign["z1"] == assign["y0"] == assign["a00"]  # loners come along
     assert assign["d00"] == assign["d01"] == before["d00"] != assign["a00"]  # d stays apart
     assert assign["c00"] == before["c00"] != assign["d05"]
     assert "y1" not in assign  # its stack's campaign is not clear; alone it is no campaign
+    assert "x" not in assign  # it would bridge a and d
 
 
 def test_hub_values_are_over_cap_cards_and_handles_held_mostly_by_flagged_accounts() -> None:

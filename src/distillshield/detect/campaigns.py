@@ -346,16 +346,20 @@ def _join_hubs(
     on its own. Every member's community is taken after the identity merge (``find``), so
     "half" is of the merged community.
 
-    A client stack (``client=``) is not an identity, so it never joins two communities: it
-    joins only the community holding a strict majority (and at least
+    A client stack (``client=``) is not an identity, so it never joins communities at all:
+    it belongs to the community holding a strict majority (and at least
     :data:`MERGE_MIN_EDGES`) of its holders that are in communities, and brings its loners
-    there; without such a community nothing joins. An operator spreads its accounts over a
-    dozen pinned stacks, so no one stack is half of its campaign, yet each stack's holders
-    sit in that campaign; a stock release two operators both run must not merge them.
+    there — a loner whose stacks belong to two communities, or that a card or staff handle
+    already placed, stays where it is, since it would bridge them. An operator spreads its
+    accounts over a dozen pinned stacks, so no one stack is half of its campaign, yet each
+    stack's holders sit in that campaign; a stock release two operators both run must not
+    merge them (it did on seeds 12 and 13, through the half rule and through such loners).
     """
     # communities as they were before any hub joined them
     root_of = {i: find(community[i]) for i in {index[a] for hs in hubs.values() for a in hs if a in index}}
     root_size = Counter(find(community[i]) for i in degree)
+    targets: dict[int, set[int]] = {}  # loner -> the communities its client stacks belong to
+    tied: set[int] = set()  # loners a card or staff handle already placed
     for h, value in enumerate(sorted(hubs)):
         node = first_hub + h
         held: Counter[int] = Counter()
@@ -370,16 +374,19 @@ def _join_hubs(
             else:
                 held[root] += 1
         if value.startswith("client="):
-            if not held:
-                continue
-            root, n = max(sorted(held.items()), key=lambda kv: kv[1])
-            if n < MERGE_MIN_EDGES or 2 * n <= sum(held.values()):
-                continue
-            joining = [root]
-        else:
-            joining = [root for root, n in sorted(held.items()) if 2 * n >= root_size[root]]
-        for root in [*loners, *joining]:
+            if held:
+                root, n = max(sorted(held.items()), key=lambda kv: kv[1])
+                if n >= MERGE_MIN_EDGES and 2 * n > sum(held.values()):
+                    for loner in loners:
+                        targets.setdefault(loner, set()).add(root)
+            continue
+        tied.update(loners)
+        for root in [*loners, *(r for r, n in sorted(held.items()) if 2 * n >= root_size[r])]:
             parent[find(root)] = find(node)
+    # a loner whose stacks belong to two campaigns stays out: it would bridge them
+    for loner, where in sorted(targets.items()):
+        if len(where) == 1 and loner not in tied:
+            parent[find(loner)] = find(next(iter(where)))
 
 
 def _hub_values(
