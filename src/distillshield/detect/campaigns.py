@@ -34,9 +34,10 @@ Over-cap identity values (scale)
     each, most of them B's, and apart from prompt templates (left out, above) nothing else
     tied its cardless accounts to the rest. Since an operator spreads its accounts over many
     stacks, no one stack is half of its campaign; and since two operators may run one stock
-    release, a stack never joins two communities. A client hub therefore joins only the
-    community that holds a strict majority (at least :data:`MERGE_MIN_EDGES`) of its holders
-    that are in communities, and brings its loners there.
+    release, a stack must never tie two communities together. A client hub therefore only
+    places loners: they join the community that holds a strict majority (at least
+    :data:`MERGE_MIN_EDGES`) of the stack's holders that are in communities, unless their
+    stacks point to two communities or a card or staff-handle hub already placed them.
 
 Corroboration
     An account the model scores at 0.5 or more (more likely than not) but below its flag
@@ -248,8 +249,9 @@ def _cluster(
     operators renting from one provider, shared money and staff cannot. Why not plain
     connected components: see the module docstring and docs/scoring.md.
 
-    ``hubs``: over-cap identity values (:func:`_hub_values`), value -> its flagged holders;
-    each joins the communities made mostly of its holders and its holders left alone.
+    ``hubs``: over-cap values (:func:`_hub_values`), value -> its flagged holders; a card
+    or staff handle joins the communities made mostly of its holders and its holders left
+    alone, a client stack only places its loners (:func:`_join_hubs`).
     """
     if not flagged_ids or (edges.num_rows == 0 and not hubs):
         return {}
