@@ -321,11 +321,11 @@ def test_an_over_cap_staff_handle_joins_its_fragments_and_loners_but_not_another
     assert set(only) == set(loners) and len(set(only.values())) == 1
 
 
-def test_a_hub_joins_the_campaign_holding_most_of_its_clustered_holders() -> None:
+def test_a_client_stack_places_its_loners_in_the_campaign_holding_most_of_its_holders() -> None:
     from distillshield.detect.campaigns import _cluster
 
     # one operator's 12-account campaign (one card clique) spread over pinned client stacks of
-    # four accounts each, none half of the campaign; each stack also has flagged loners
+    # two to four of its accounts, none half of the campaign; stacks also have flagged loners
     rows = _clique("a", 12, "payment") + _clique("d", 8, "ip") + _clique("c", 2, "payment")
     flagged = sorted({x for r in rows for x in r[:2]} | {"z0", "z1", "z2", "y0", "y1", "x"})
     stack1 = ["a00", "a01", "a02", "a03", "d00", "z0", "z1", "x"]  # 4 in a, 1 in d: a's
