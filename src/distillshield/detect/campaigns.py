@@ -30,8 +30,8 @@ Over-cap identity values (scale)
     Linking stops making client edges at that size because a stock SDK release joins
     everyone, but among *flagged* accounts a release most of whose holders are flagged is
     the operator's pinned harness: on the held-out scenario whose campaign B sends no
-    metadata (docs/results.md), B's accounts ran a dozen pinned stacks of 16 to 33 holders
-    each, most of them B's, and apart from prompt templates (left out, above) nothing else
+    metadata (docs/results.md), B's accounts ran 12 pinned stacks, 7 of them held by 21 to 33
+    accounts each, most of them B's, and apart from prompt templates (left out, above) nothing else
     tied its cardless accounts to the rest. Since an operator spreads its accounts over many
     stacks, no one stack is half of its campaign; and since two operators may run one stock
     release, a stack must never tie two communities together. A client hub therefore only
@@ -680,7 +680,9 @@ def build_campaigns(
     rel = names.get("releases")
     st = stats or StatsNames()
     model_flagged = pc.filter(accounts.column("account_id"), accounts.column("flagged")).to_pylist()
-    hubs = _hub_values(backend, st.vals, acc, model_flagged, max_group, max_client) if model_flagged else {}
+    # client stacks only cluster, and without dossiers nothing is clustered (a replay's steps)
+    client_cap = max_client if dossiers else None
+    hubs = _hub_values(backend, st.vals, acc, model_flagged, max_group, client_cap) if model_flagged else {}
     enr = names.get("account_enrichment")
     flagged, promoted = _promote(
         accounts,
