@@ -7,8 +7,10 @@ Usage:
 ``--replay DET`` (a ``distillshield replay`` output): per campaign, accounts flagged, those
 first flagged more than one cadence step (``--every``) after their first request ("late") and
 the share of the leaked exchanges that are theirs; the first reason of the flagged campaign
-accounts; with ``--split-at``, how many were flagged before that time; and, per persona, the
-accounts promoted by coordinated novelty or corroboration (their reasons say so).
+accounts; the client stacks (user agent + TLS) over linking's client cap that each campaign
+holds most of (docs/scoring.md, "Client-stack hubs"); with ``--split-at``, how many were
+flagged before that time; and, per persona, the accounts promoted by coordinated novelty or
+corroboration (their reasons say so).
 
 ``--gateway GW`` (a ``distillshield gateway replay`` output): exchanges protected by the
 ``batch-suspect`` rule alone, by how many requests the account had sent when the verdict in
@@ -24,6 +26,7 @@ from pathlib import Path
 import duckdb
 
 from distillshield.detect.replay import parse_every
+from distillshield.linking import EdgeParams
 
 
 def _labels(con: duckdb.DuckDBPyConnection, data: Path) -> None:
@@ -34,7 +37,9 @@ def _labels(con: duckdb.DuckDBPyConnection, data: Path) -> None:
     con.execute(f"CREATE TABLE ex AS SELECT account_id, ts FROM read_parquet('{data}/exchanges/*.parquet')")
 
 
-def replay_report(con: duckdb.DuckDBPyConnection, det: Path, step_s: float, split_at: str | None) -> None:
+def replay_report(
+    con: duckdb.DuckDBPyConnection, data: Path, det: Path, step_s: float, split_at: str | None
+) -> None:
     con.execute(f"CREATE TABLE det AS SELECT * FROM read_parquet('{det}/accounts.parquet')")
     con.execute(
         """CREATE TABLE per AS
@@ -58,6 +63,18 @@ def replay_report(con: duckdb.DuckDBPyConnection, det: Path, step_s: float, spli
     for row in con.execute(
         """SELECT truth, split_part(reason, '=', 1)[1:60], count(*) FROM per
            WHERE flagged GROUP BY ALL ORDER BY 1, 3 DESC"""
+    ).fetchall():
+        print(" | ".join(str(v) for v in row))
+    cap = EdgeParams().max_client_accounts
+    print(f"\ncampaign | client stacks held by > {cap} accounts, most of them its own | holders | its own")
+    for row in con.execute(
+        f"""WITH h AS (SELECT DISTINCT account_id, user_agent || chr(31) || tls_fingerprint AS stack
+                     FROM read_parquet('{data}/exchanges/*.parquet')
+                     WHERE user_agent IS NOT NULL AND tls_fingerprint IS NOT NULL),
+               s AS (SELECT stack, l.truth, count(*) AS n, sum(count(*)) OVER (PARTITION BY stack) AS holders
+                     FROM h JOIN lab AS l USING (account_id) GROUP BY stack, l.truth)
+            SELECT truth, count(*), min(holders) || '-' || max(holders), min(n) || '-' || max(n) FROM s
+            WHERE truth IS NOT NULL AND holders > {cap} AND 2 * n > holders GROUP BY 1 ORDER BY 1"""
     ).fetchall():
         print(" | ".join(str(v) for v in row))
     print("\npersona | promoted by coordinated novelty | by corroboration")
@@ -117,7 +134,7 @@ def main() -> None:
     _labels(con, args.data)
     step_s = parse_every(args.every).total_seconds()
     if args.replay:
-        replay_report(con, args.replay, step_s, args.split_at)
+        replay_report(con, args.data, args.replay, step_s, args.split_at)
     else:
         gateway_report(con, args.gateway, step_s)
 
