@@ -131,6 +131,11 @@ _PAIR = r'"([^"\\]{1,64})"[ ]*:[ ]*"([^"\\]{1,128})"'
 _CORROBORATING_HUBS = {"payment": "card", "metadata": "metadata value"}
 
 
+def _hub_kind(value: str) -> str:
+    """The kind of a hub value ``"kind=value"`` (:func:`_hub_values`): payment, metadata, client."""
+    return value.split("=", 1)[0]
+
+
 def campaign_id_for(accounts: list[str]) -> str:
     """Deterministic campaign id: a hash of the smallest member account id."""
     return "cmp-" + hashlib.sha256(min(accounts).encode()).hexdigest()[:10]
@@ -177,10 +182,10 @@ def _promote(
     promoted: dict[str, str] = {}
     org = organisation or {}
     for value, holders in sorted((hubs or {}).items()):
-        n_flagged = sum(1 for a in holders if a in index and flagged[index[a]])
-        kind = _CORROBORATING_HUBS.get(value.split("=", 1)[0])
+        kind = _CORROBORATING_HUBS.get(_hub_kind(value))
         if kind is None:
             continue
+        n_flagged = sum(1 for a in holders if a in index and flagged[index[a]])
         for a in holders:
             i = index.get(a)
             if i is not None and not flagged[i] and score[i] >= corroborated_score:
@@ -375,7 +380,7 @@ def _join_hubs(
                 loners.append(root)  # its own community id
             else:
                 held[root] += 1
-        if value.startswith("client="):
+        if _hub_kind(value) == "client":
             if held:
                 root, n = max(sorted(held.items()), key=lambda kv: kv[1])
                 if n >= MERGE_MIN_EDGES and 2 * n > sum(held.values()):

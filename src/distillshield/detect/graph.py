@@ -47,6 +47,7 @@ __all__ = [
 #: E-mail domain classes that say nothing about a shared organisation: two accounts on them
 #: are strangers by their own account even when both use one provider's domain.
 STRANGER_DOMAIN_CLASSES: tuple[str, ...] = ("free-mail", "disposable", "unknown")
+_STRANGER_SQL = ", ".join(f"'{k}'" for k in STRANGER_DOMAIN_CLASSES)
 
 #: Columns of :func:`graph_features` besides ``account_id`` and ``component``.
 GRAPH_COLUMNS: tuple[str, ...] = (
@@ -76,7 +77,6 @@ def graph_features_sql(
     e, c, pop = quote_name(edges), quote_name(components), quote_name(population)
     acc, acc_enr = quote_name(accounts), quote_name(account_enrichment)
     strong = ", ".join(f"'{k}'" for k in STRONG_KINDS)
-    stranger = ", ".join(f"'{k}'" for k in STRANGER_DOMAIN_CLASSES)
     degs = ",\n           ".join(
         f"CAST(sum(CASE WHEN u.kind = '{k}' THEN 1 ELSE 0 END) AS BIGINT) AS deg_{k}" for k in EDGE_KINDS
     )
@@ -103,8 +103,8 @@ strong AS (
 ),
 unrel AS (
     SELECT s.a AS account_id, count(*) AS strong_neighbours,
-           CAST(sum(CASE WHEN ia.domain_class IN ({stranger})
-                          OR ib.domain_class IN ({stranger})
+           CAST(sum(CASE WHEN ia.domain_class IN ({_STRANGER_SQL})
+                          OR ib.domain_class IN ({_STRANGER_SQL})
                           OR ia.domain IS NULL OR ib.domain IS NULL
                           OR ia.domain <> ib.domain THEN 1 ELSE 0 END) AS BIGINT)
                AS unrelated_strong_neighbours
@@ -188,10 +188,10 @@ def organisations(
     behind a campus NAT, whose shared infrastructure their shared employer explains.
     """
     acc, acc_enr = quote_name(accounts), quote_name(account_enrichment)
-    stranger = ", ".join(f"'{k}'" for k in STRANGER_DOMAIN_CLASSES)
     table = backend.query(
         f"SELECT a.account_id, lower(a.email_domain) AS org FROM {acc} AS a "
         f"LEFT JOIN {acc_enr} AS n ON n.account_id = a.account_id "
-        f"WHERE a.email_domain IS NOT NULL AND coalesce(n.email_domain_class, 'unknown') NOT IN ({stranger})"
+        "WHERE a.email_domain IS NOT NULL "
+        f"AND coalesce(n.email_domain_class, 'unknown') NOT IN ({_STRANGER_SQL})"
     )
     return dict(zip(table.column("account_id").to_pylist(), table.column("org").to_pylist(), strict=True))
