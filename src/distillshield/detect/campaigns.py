@@ -420,7 +420,11 @@ def _hub_values(
         if max_client is not None
         else ""
     )
-    cap = f"CASE WHEN m.kind = 'client' THEN {int(max_client or 0)} ELSE {int(max_group)} END"
+    cap = (
+        str(int(max_group))
+        if max_client is None
+        else f"CASE WHEN m.kind = 'client' THEN {int(max_client)} ELSE {int(max_group)} END"
+    )
     try:
         sql = (
             f"WITH m AS (SELECT DISTINCT 'metadata' AS kind, val, account_id FROM {quote_name(vals)} "
