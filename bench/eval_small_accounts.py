@@ -42,24 +42,25 @@ def main() -> None:
     con = duckdb.connect()
     con.execute(
         "CREATE TABLE scored (dataset VARCHAR, hours DOUBLE, account_id VARCHAR, n BIGINT, "
-        "score DOUBLE, campaign BOOLEAN, persona VARCHAR)"
+        "score DOUBLE, campaign BOOLEAN)"
     )
     with tempfile.TemporaryDirectory(prefix="ds-small-") as tmp:
         root = args.out or Path(tmp)
-        for data in args.data:
+        for i, data in enumerate(args.data):
             t0 = con.execute(
                 f"SELECT min(ts) FROM read_parquet('{data}/exchanges/**/*.parquet', hive_partitioning=false)"
             ).fetchone()
-            assert t0 is not None and t0[0] is not None, f"{data}: no exchanges"
+            if t0 is None or t0[0] is None:
+                raise SystemExit(f"{data}: no exchanges")
             for h in hours:
-                det = root / data.name / f"{h:g}h"
+                det = root / f"{i}-{data.name}" / f"{h:g}h"  # two datasets may share a folder name
                 scan(data, det, until=t0[0] + timedelta(hours=h), model=model, report=False)
                 fp = pq.read_table(det / "fingerprints.parquet", columns=["account_id", "n_requests"])
                 con.register("fp", fp)
                 con.register("acc", pq.read_table(det / "accounts.parquet", columns=["account_id", "score"]))
                 con.execute(
                     "INSERT INTO scored SELECT ?, ?, a.account_id, fp.n_requests, a.score, "
-                    "l.campaign_id IS NOT NULL, coalesce(l.persona, l.campaign_id) "
+                    "l.campaign_id IS NOT NULL "
                     f"FROM acc a JOIN fp USING (account_id) "
                     f"JOIN read_parquet('{data}/labels/accounts.parquet') l USING (account_id)",
                     [data.name, h],

@@ -45,7 +45,8 @@ def main() -> None:
         f"(campaign_id IS NOT NULL)::INT AS y FROM read_parquet('{d}/labels/accounts.parquet')"
     )
     row = con.execute("SELECT min(ts) FROM x").fetchone()
-    assert row is not None and row[0] is not None, f"{d}: no exchanges"
+    if row is None or row[0] is None:
+        raise SystemExit(f"{d}: no exchanges")
     counted = "n_messages <= 2" if args.first_turns else "true"
     for h in (float(v) for v in args.hours.split(",")):
         rows = con.execute(
