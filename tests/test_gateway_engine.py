@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,58 @@ def test_confirmed_campaign_members_are_throttled_beyond_the_campaign_rate() -> 
     assert all(Action.PROTECT in d.actions for d in decisions if d.forwards)
     throttled = [d for d in decisions if d.action == Action.THROTTLE]
     assert throttled and all(d.retry_after and d.retry_after > 0 for d in throttled)
+
+
+def test_a_suspect_verdict_lapses_once_the_account_outgrows_the_evidence_behind_it() -> None:
+    """Scored "suspect" on 3 requests: the next 3 are protected, then the verdict describes
+    less than half of the account's traffic and stops protecting on its own; a new
+    publication (the next batch run, which saw the burst) starts the count again. A verdict
+    whose request count is unknown (0) never lapses."""
+    v = VerdictSet(
+        accounts={
+            "acct_sus": AccountVerdict("suspect", None, 0.6, 0.0, 3),
+            "acct_old": AccountVerdict("suspect", None, 0.6),
+        }
+    )
+    eng = _engine(v)
+    burst = [eng.decide(_ctx("acct_sus", T0 + i, i=i)) for i in range(8)]
+    assert [Action.PROTECT in d.actions for d in burst] == [True] * 3 + [False] * 5
+    assert "rule:batch-suspect" in burst[0].reasons and "rule:batch-suspect" not in burst[3].reasons
+    assert all(Action.PROTECT in eng.decide(_ctx("acct_old", T0 + i, i=i)).actions for i in range(8))
+    eng.set_verdicts(VerdictSet(accounts={"acct_sus": AccountVerdict("suspect", None, 0.7, 0.0, 11)}))
+    assert Action.PROTECT in eng.decide(_ctx("acct_sus", T0 + 100)).actions
+
+
+def test_verdict_request_counts_survive_publication_and_older_blobs_still_load() -> None:
+    v = VerdictSet(
+        accounts={"a": AccountVerdict("suspect", None, 0.6, 0.0, 5), "b": AccountVerdict("flagged")}
+    )
+    assert VerdictSet.from_bytes(v.to_bytes()).accounts == v.accounts
+    # a set without counts serialises as before (same content hash for the fleet)
+    plain = VerdictSet(accounts={"b": AccountVerdict("flagged", None, 0.95)})
+    doc = json.loads(zlib.decompress(plain.to_bytes()))
+    assert doc["accounts"] == {"b": ["flagged", None, 0.95, 0.0]}
+
+
+def test_build_verdicts_reads_the_requests_the_scan_saw(tmp_path: Path) -> None:
+    pq.write_table(
+        pa.table(
+            {
+                "account_id": ["s", "q"],
+                "score": [0.7, 0.1],
+                "flagged": [False, False],
+                "campaign_id": pa.array([None, None], pa.string()),
+            }
+        ),
+        tmp_path / "accounts.parquet",
+    )
+    (tmp_path / "campaigns.json").write_text(json.dumps({"campaigns": []}))
+    assert build_verdicts(tmp_path).accounts["s"].requests == 0  # no fingerprints: unknown
+    pq.write_table(
+        pa.table({"account_id": ["s", "q"], "n_requests": [4, 9]}), tmp_path / "fingerprints.parquet"
+    )
+    got = build_verdicts(tmp_path).accounts
+    assert got["s"] == AccountVerdict("suspect", None, 0.7, 0.0, 4) and "q" not in got
 
 
 def test_signup_key_matches_the_batch_signup_edges() -> None:

@@ -155,6 +155,16 @@ class Engine:
         handle in metadata: account-bound). Network prefixes, clients and templates are
         shared by strangers and link request by request. A sticky link is dropped when the
         batch verdicts stop reporting its campaign.
+
+    A ``suspect`` verdict (scored likely but not flagged) is evidence about the requests the
+    batch had seen when it scored the account (``AccountVerdict.requests``). Once the account
+    has sent as many again since the verdicts were published, most of its traffic is traffic
+    the verdict never judged, and the policy sees ``verdict_stale`` (the default policy then
+    stops protecting on it alone; the next batch run judges the new traffic). This is what
+    separates a researcher scored "suspect" on its first five requests and then sending a
+    benchmark of eight hundred from a hydra head sending its two or three requests a day
+    (docs/gateway-evaluation.md). The count is per process, like sticky links; with several
+    workers a verdict lapses later (each sees its share of the requests), never earlier.
     """
 
     def __init__(
@@ -184,6 +194,8 @@ class Engine:
         self.link_kinds = frozenset(link_kinds)
         self.sticky_kinds = tuple(sticky_kinds)
         self._links: dict[str, tuple[str, tuple[str, ...]]] = {}
+        # requests of suspect accounts since the verdicts were published (verdict_stale)
+        self._since: dict[str, int] = {}
         self.stats = EngineStats()
 
     # -- configuration (hot reload) -------------------------------------------------------
@@ -191,6 +203,7 @@ class Engine:
         self.verdicts = verdicts
         # a sticky link to a campaign the batch no longer reports is dropped with it
         self._links = {a: link for a, link in self._links.items() if link[0] in verdicts.campaigns}
+        self._since = {}  # the new verdicts have seen everything before their publication
         on_verdicts = getattr(self.risk, "on_verdicts", None)
         if on_verdicts is not None:
             on_verdicts(verdicts)
@@ -237,6 +250,11 @@ class Engine:
         if verdict is None or verdict.verdict not in ("campaign", "allow", "block"):
             linked, evidence = self._link(ctx, signals, acct)
         risk, risk_reasons = self.risk.score_one(ctx, signals)
+        stale = False
+        if verdict is not None and verdict.verdict == "suspect" and verdict.requests > 0:
+            since = self._since.get(ctx.account_id, 0)
+            stale = since >= verdict.requests
+            self._since[ctx.account_id] = since + 1
         facts = Facts(
             account_id=ctx.account_id,
             verdict=verdict.verdict if verdict else None,
@@ -252,6 +270,7 @@ class Engine:
             model=ctx.model,
             endpoint=ctx.endpoint,
             pathway=pathway,
+            verdict_stale=stale,
         )
         return facts, signals
 

@@ -42,7 +42,10 @@ class Facts:
     ``linked_campaign`` is a campaign this account is tied to online by a shared indicator
     (payment, client fingerprint, template...) while batch detection has not yet assigned it;
     ``risk`` is the online risk in [0, 1]; ``cot`` the request's chain-of-thought elicitation
-    label.
+    label. ``verdict_stale``: a ``suspect`` verdict the account has outgrown — since the
+    verdicts were published it has sent at least as many requests as the batch had seen from
+    it when it scored it, so most of what it now sends is traffic the verdict never judged
+    (:class:`~distillshield.gateway.engine.Engine`).
     """
 
     account_id: str
@@ -60,6 +63,7 @@ class Facts:
     endpoint: str = ""
     pathway: str | None = None
     store_degraded: bool = False
+    verdict_stale: bool = False
 
 
 _ACTIONS: dict[str, Action] = {a.name.lower(): a for a in Action}
@@ -83,6 +87,7 @@ class _Match(BaseModel):
     pathway: list[str] | None = None
     account: list[str] | None = None
     store_degraded: bool | None = None
+    verdict_stale: bool | None = None
 
     def holds(self, f: Facts) -> bool:
         if self.verdict is not None and f.verdict not in self.verdict:
@@ -110,6 +115,8 @@ class _Match(BaseModel):
         if self.pathway is not None and f.pathway not in self.pathway:
             return False
         if self.account is not None and f.account_id not in self.account:
+            return False
+        if self.verdict_stale is not None and f.verdict_stale != self.verdict_stale:
             return False
         return self.store_degraded is None or f.store_degraded == self.store_degraded
 

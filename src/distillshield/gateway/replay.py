@@ -272,6 +272,11 @@ class _BatchVerdicts:
         for name in ("accounts.parquet", "campaigns.json", "scan.json"):
             if (det / name).is_file():
                 shutil.copy2(det / name, tmp / name)
+        if (det / "fingerprints.parquet").is_file():  # only what the verdicts read: request counts
+            pq.write_table(
+                pq.read_table(det / "fingerprints.parquet", columns=["account_id", "n_requests"]),
+                tmp / "fingerprints.parquet",
+            )
         tmp.replace(step_dir)
         return step_dir
 

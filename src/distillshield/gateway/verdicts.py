@@ -47,12 +47,15 @@ class AccountVerdict:
     """Batch verdict on one account: ``campaign`` (member of a campaign), ``flagged``
     (suspicious alone), ``suspect`` (scored at least ``suspect_score`` by the account model
     but below its flag threshold), ``block`` (an analyst's decision) or ``allow`` (an analyst
-    cleared it: no online evidence overrides that)."""
+    cleared it: no online evidence overrides that). ``requests``: how many requests batch
+    detection had seen from the account when it judged it (0 = not known), which tells the
+    gateway when a ``suspect`` verdict has gone stale."""
 
     verdict: str
     campaign_id: str | None = None
     score: float = 0.0
     campaign_score: float = 0.0
+    requests: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,9 @@ class VerdictSet:
         doc = {
             "source": self.source,
             "accounts": {
+                # the request count only when known, so sets without it keep their version
                 k: [v.verdict, v.campaign_id, round(v.score, 6), round(v.campaign_score, 6)]
+                + ([v.requests] if v.requests else [])
                 for k, v in sorted(self.accounts.items())
             },
             "campaigns": {k: round(v, 6) for k, v in sorted(self.campaigns.items())},
@@ -112,7 +117,8 @@ class VerdictSet:
         try:
             doc = json.loads(zlib.decompress(blob))
             accounts = {
-                k: AccountVerdict(v[0], v[1], float(v[2]), float(v[3])) for k, v in doc["accounts"].items()
+                k: AccountVerdict(v[0], v[1], float(v[2]), float(v[3]), int(v[4]) if len(v) > 4 else 0)
+                for k, v in doc["accounts"].items()
             }
             indicators = {
                 (r[0], r[1]): Indicator(r[0], r[1], r[2], int(r[3]), float(r[4])) for r in doc["indicators"]
@@ -152,19 +158,36 @@ def _read_detections(
     )
     campaign_score = {str(c["id"]): float(c.get("score", 0.0)) for c in campaigns_list}
     table = pq.read_table(acc_path, columns=["account_id", "score", "flagged", "campaign_id"])
+    seen = _requests_seen(det / "fingerprints.parquet")
     accounts: dict[str, AccountVerdict] = {}
     for acct, score, flagged, cid in zip(
         *(table.column(c).to_pylist() for c in ("account_id", "score", "flagged", "campaign_id")), strict=True
     ):
+        n = seen.get(acct, 0)
         if cid is not None:
             accounts[acct] = AccountVerdict(
-                "campaign", cid, float(score), campaign_score.get(cid, float(score))
+                "campaign", cid, float(score), campaign_score.get(cid, float(score)), n
             )
         elif flagged:
-            accounts[acct] = AccountVerdict("flagged", None, float(score))
+            accounts[acct] = AccountVerdict("flagged", None, float(score), 0.0, n)
         elif suspect_score is not None and score is not None and float(score) >= suspect_score:
-            accounts[acct] = AccountVerdict("suspect", None, float(score))
+            accounts[acct] = AccountVerdict("suspect", None, float(score), 0.0, n)
     return accounts, campaign_score, campaigns_list
+
+
+def _requests_seen(path: Path) -> dict[str, int]:
+    """``account -> n_requests`` from a scan's ``fingerprints.parquet`` (empty when absent:
+    a detection directory without it gives verdicts that never go stale)."""
+    if not path.is_file():
+        return {}
+    try:
+        t = pq.read_table(path, columns=["account_id", "n_requests"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise DistillShieldError(f"{path}: unreadable: {exc}") from exc
+    return {
+        str(a): int(n or 0)
+        for a, n in zip(t.column("account_id").to_pylist(), t.column("n_requests").to_pylist(), strict=True)
+    }
 
 
 #: Per indicator kind: SQL yielding (account_id, value) pairs from a prepared dataset.
