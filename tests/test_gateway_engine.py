@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from distillshield.detect.design import PSEUDO_REQUESTS
 from distillshield.gateway._types import Action, RequestContext
 from distillshield.gateway.engine import Engine, _signup_key
 from distillshield.gateway.policy import DEFAULT_POLICY, load_policy
@@ -137,23 +138,32 @@ def test_confirmed_campaign_members_are_throttled_beyond_the_campaign_rate() -> 
 
 
 def test_a_suspect_verdict_lapses_once_the_account_outgrows_the_evidence_behind_it() -> None:
-    """Scored "suspect" on 3 requests: the next 3 are protected, then the verdict describes
-    less than half of the account's traffic and stops protecting on its own; a new
-    publication (the next batch run, which saw the burst) starts the count again. A verdict
-    whose request count is unknown (0) never lapses."""
+    """Scored "suspect" on 3 requests, with a floor of 4: the next 4 are protected, then the
+    verdict describes less than half of the account's traffic and stops protecting on its own;
+    one scored on 6 protects 6. A new publication (the next batch run, which saw the burst)
+    starts the count again. A verdict whose request count is unknown (0) never lapses."""
     v = VerdictSet(
         accounts={
             "acct_sus": AccountVerdict("suspect", None, 0.6, 0.0, 3),
+            "acct_more": AccountVerdict("suspect", None, 0.6, 0.0, 6),
             "acct_old": AccountVerdict("suspect", None, 0.6),
         }
     )
-    eng = _engine(v)
+    eng = _engine(v, suspect_evidence_floor=4)
     burst = [eng.decide(_ctx("acct_sus", T0 + i, i=i)) for i in range(8)]
-    assert [Action.PROTECT in d.actions for d in burst] == [True] * 3 + [False] * 5
-    assert "rule:batch-suspect" in burst[0].reasons and "rule:batch-suspect" not in burst[3].reasons
+    assert [Action.PROTECT in d.actions for d in burst] == [True] * 4 + [False] * 4
+    assert "rule:batch-suspect" in burst[0].reasons and "rule:batch-suspect" not in burst[4].reasons
+    more = [Action.PROTECT in eng.decide(_ctx("acct_more", T0 + i, i=i)).actions for i in range(8)]
+    assert more == [True] * 6 + [False] * 2
     assert all(Action.PROTECT in eng.decide(_ctx("acct_old", T0 + i, i=i)).actions for i in range(8))
     eng.set_verdicts(VerdictSet(accounts={"acct_sus": AccountVerdict("suspect", None, 0.7, 0.0, 11)}))
     assert Action.PROTECT in eng.decide(_ctx("acct_sus", T0 + 100)).actions
+
+
+def test_the_suspect_evidence_floor_is_the_model_pseudo_count_and_is_checked() -> None:
+    assert _engine().suspect_evidence_floor == PSEUDO_REQUESTS
+    with pytest.raises(ValueError, match="suspect_evidence_floor"):
+        _engine(suspect_evidence_floor=0)
 
 
 def test_verdict_request_counts_survive_publication_and_older_blobs_still_load() -> None:

@@ -156,15 +156,20 @@ class Engine:
         shared by strangers and link request by request. A sticky link is dropped when the
         batch verdicts stop reporting its campaign.
 
-    A ``suspect`` verdict (scored likely but not flagged) is evidence about the requests the
-    batch had seen when it scored the account (``AccountVerdict.requests``). Once the account
-    has sent as many again since the verdicts were published, most of its traffic is traffic
-    the verdict never judged, and the policy sees ``verdict_stale`` (the default policy then
-    stops protecting on it alone; the next batch run judges the new traffic). This is what
-    separates a researcher scored "suspect" on its first five requests and then sending a
-    benchmark of eight hundred from a hydra head sending its two or three requests a day
-    (docs/gateway-evaluation.md). The count is per process, like sticky links; with several
-    workers a verdict lapses later (each sees its share of the requests), never earlier.
+    ``suspect_evidence_floor``
+        a ``suspect`` verdict (scored likely but not flagged) is evidence about the requests
+        the batch had seen when it scored the account (``AccountVerdict.requests``). Once the
+        account has sent more since the verdicts were published — as many as the verdict saw,
+        and at least this many, the account model's pseudo-requests
+        (:data:`~distillshield.detect.design.PSEUDO_REQUESTS`: what a score on fewer requests
+        is worth anyway) — most of its traffic is traffic the verdict never judged, and the
+        policy sees ``verdict_stale`` (the default policy then stops protecting on it alone;
+        the next batch run judges the new traffic). This is what separates a researcher
+        scored "suspect" on its first five requests and then sending a benchmark of eight
+        hundred from a hydra head sending its two or three requests a day
+        (docs/gateway-evaluation.md). The count is per process, like sticky links; with
+        several workers a verdict lapses later (each sees its share of the requests), never
+        earlier.
     """
 
     def __init__(
@@ -179,6 +184,9 @@ class Engine:
         ip_enricher: Any = None,
         link_kinds: tuple[str, ...] = ("payment", "meta", "prefix"),
         sticky_kinds: tuple[str, ...] = ("payment", "meta"),
+        # detect.design.PSEUDO_REQUESTS, written out so the serving path does not import the
+        # batch detector (a test keeps the two equal)
+        suspect_evidence_floor: int = 10,
     ) -> None:
         self.policy = policy
         self.verdicts = verdicts or VerdictSet()
@@ -196,6 +204,9 @@ class Engine:
         self._links: dict[str, tuple[str, tuple[str, ...]]] = {}
         # requests of suspect accounts since the verdicts were published (verdict_stale)
         self._since: dict[str, int] = {}
+        if suspect_evidence_floor < 1:
+            raise ValueError(f"suspect_evidence_floor must be >= 1, got {suspect_evidence_floor}")
+        self.suspect_evidence_floor = int(suspect_evidence_floor)
         self.stats = EngineStats()
 
     # -- configuration (hot reload) -------------------------------------------------------
@@ -253,7 +264,7 @@ class Engine:
         stale = False
         if verdict is not None and verdict.verdict == "suspect" and verdict.requests > 0:
             since = self._since.get(ctx.account_id, 0)
-            stale = since >= verdict.requests
+            stale = since >= max(verdict.requests, self.suspect_evidence_floor)
             self._since[ctx.account_id] = since + 1
         facts = Facts(
             account_id=ctx.account_id,
