@@ -47,9 +47,9 @@ class AccountVerdict:
     """Batch verdict on one account: ``campaign`` (member of a campaign), ``flagged``
     (suspicious alone), ``suspect`` (scored at least ``suspect_score`` by the account model
     but below its flag threshold), ``block`` (an analyst's decision) or ``allow`` (an analyst
-    cleared it: no online evidence overrides that). ``requests``: how many requests batch
-    detection had seen from the account when it judged it (0 = not known), which tells the
-    gateway when a ``suspect`` verdict has gone stale."""
+    cleared it: no online evidence overrides that). ``requests``, on ``suspect`` verdicts: how
+    many requests batch detection had seen from the account when it scored it (0 = not
+    known), which tells the gateway when the verdict has gone stale."""
 
     verdict: str
     campaign_id: str | None = None
@@ -163,15 +163,15 @@ def _read_detections(
     for acct, score, flagged, cid in zip(
         *(table.column(c).to_pylist() for c in ("account_id", "score", "flagged", "campaign_id")), strict=True
     ):
-        n = seen.get(acct, 0)
         if cid is not None:
             accounts[acct] = AccountVerdict(
-                "campaign", cid, float(score), campaign_score.get(cid, float(score)), n
+                "campaign", cid, float(score), campaign_score.get(cid, float(score))
             )
         elif flagged:
-            accounts[acct] = AccountVerdict("flagged", None, float(score), 0.0, n)
+            accounts[acct] = AccountVerdict("flagged", None, float(score))
         elif suspect_score is not None and score is not None and float(score) >= suspect_score:
-            accounts[acct] = AccountVerdict("suspect", None, float(score), 0.0, n)
+            # only a suspect verdict lapses (Engine), so only it carries the count
+            accounts[acct] = AccountVerdict("suspect", None, float(score), 0.0, seen.get(acct, 0))
     return accounts, campaign_score, campaigns_list
 
 
