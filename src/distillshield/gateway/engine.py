@@ -231,7 +231,11 @@ class Engine:
 
     # -- the decision ---------------------------------------------------------------------
     def facts(self, ctx: RequestContext) -> tuple[Facts, dict[str, Any]]:
-        """The facts the policy sees for ``ctx``, and the request's signals (for logging)."""
+        """The facts the policy sees for ``ctx``, and the request's signals (for logging).
+
+        Not a pure lookup: a request from a ``suspect`` account counts towards its verdict's
+        lapse (``verdict_stale``), so call it once per request (:meth:`decide_policy` does).
+        """
         per_request = getattr(self.signals, "for_request", None)
         if per_request is not None:  # a provider that answers by request (the replay's logged signals)
             sig = per_request(ctx)
