@@ -103,7 +103,8 @@ def _tiny_backend() -> Backend:
         {
             "account_id": ["a1", "a3"],
             "email_domain_class": ["disposable", "corporate"],
-            "declared_country_share": [2 / 3, 0.0],
+            # the whole dataset's shares, as prepare computes them: not what a window reads
+            "declared_country_share": [0.125, 0.5],
         }
     )
     rel = pa.table({"model": ["m2", "m0"], "released_at": pa.array([_at(5), _at(-100 * 86400)], TS)})
@@ -155,6 +156,8 @@ def test_tiny_dataset_hand_computed() -> None:
     assert a1["distinct_user_agents"] == 2 and a1["distinct_tls_fingerprints"] == 1
     assert a1["account_age_days"] == approx(2.0)
     assert (a1["pathway"], a1["verified"], a1["email_domain_class"]) == ("education", False, "disposable")
+    # from the window's own located requests (r1, r2 US; r3 DE; r4 unlocated), not from
+    # derived/accounts, which covers later requests too: a replay step must not read them
     assert a1["declared_country_share"] == approx(2 / 3)
 
     # one request: no gaps, no capability, no declared country, nothing in a release window
@@ -168,6 +171,8 @@ def test_tiny_dataset_hand_computed() -> None:
     assert a3["post_release_new_model_share"] == 1.0
     assert a3["capability_entropy"] == 0.0 and a3["top_capability_share"] == 1.0
     assert a3["template_sharing"] == 1  # f2, also a1's (not its top family)
+    assert a3["declared_country_share"] == 0.0  # declared XX, both requests from JP
+    assert a2["declared_country_share"] is None  # nothing declared
 
 
 def test_without_releases_the_pivot_is_null() -> None:

@@ -92,7 +92,9 @@ Volume and tokens
     Account facts (``accounts`` and ``derived/accounts``): abused pathways (education,
     research and startup programmes), unverified identities, disposable e-mail, activity
     far from the declared country. Look-alikes: students with free-mail, corporate VPN
-    egress abroad.
+    egress abroad. ``declared_country_share`` is the window's (its located requests from the
+    declared country), like every traffic statistic here; ``derived/accounts`` keeps the
+    whole dataset's for analysts.
 """
 
 from __future__ import annotations
@@ -275,6 +277,16 @@ fam_users AS (
 sharing AS (
     SELECT t.account_id, u.n_accounts - 1 AS template_sharing
     FROM top_fam AS t JOIN fam_users AS u ON u.template_family = t.template_family
+),
+-- from the window's own requests, not derived/accounts (which covers the whole dataset:
+-- a replay step would read where the account's *later* requests came from)
+declared AS (
+    SELECT v.account_id,
+           CAST(sum(CASE WHEN v.val = upper(a.declared_country) THEN v.c ELSE 0 END) AS DOUBLE)
+               / sum(v.c) AS declared_country_share
+    FROM {vals} AS v JOIN {acc} AS a ON a.account_id = v.account_id
+    WHERE v.kind = 'country' AND a.declared_country IS NOT NULL
+    GROUP BY v.account_id
 )
 SELECT b.account_id,
        b.n_requests,
@@ -313,7 +325,7 @@ SELECT b.account_id,
        a.pathway,
        a.verified,
        ae.email_domain_class,
-       ae.declared_country_share
+       dc.declared_country_share
 FROM base AS b
 JOIN distinct_vals AS d ON d.account_id = b.account_id
 LEFT JOIN cap ON cap.account_id = b.account_id
@@ -323,6 +335,7 @@ LEFT JOIN sharing AS sh ON sh.account_id = b.account_id
 LEFT JOIN timing AS tm ON tm.account_id = b.account_id
 LEFT JOIN {acc} AS a ON a.account_id = b.account_id
 LEFT JOIN {acc_enr} AS ae ON ae.account_id = b.account_id
+LEFT JOIN declared AS dc ON dc.account_id = b.account_id
 ORDER BY b.account_id
 """
 
