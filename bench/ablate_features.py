@@ -61,9 +61,11 @@ def main() -> None:
         model, provenance={"name": "account-lr-ablation", "blanked": blank, "rows": stacked.num_rows}
     )
     model.save(args.out)
-    for name, coef, scale in zip(model.features, model.coef, model.scale, strict=True):
-        if coef:
-            print(f"{name:40s} {coef / scale:8.2f} per unit")
+    for head in model.heads:
+        print(f"head {head.name}")
+        for name, coef, scale in zip(model.features, head.coef, model.scale, strict=True):
+            if coef:
+                print(f"  {name:40s} {coef / scale:8.2f} per unit")
     print(f"wrote {args.out}")
 
 

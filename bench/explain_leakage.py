@@ -44,7 +44,8 @@ def replay_report(
     con.execute(
         """CREATE TABLE per AS
         SELECT l.truth, x.account_id, min(x.ts) AS first_ts, any_value(d.first_flagged_at) AS ff,
-               any_value(d.flagged) AS flagged, any_value(d.top_reasons[1]) AS reason,
+               any_value(d.flagged) AS flagged,
+               any_value(list_filter(d.top_reasons, r -> NOT starts_with(r, 'tactic:'))[1]) AS reason,
                count(*) FILTER (WHERE d.first_flagged_at IS NULL OR x.ts < d.first_flagged_at) AS leaked
         FROM ex AS x JOIN lab AS l USING (account_id) LEFT JOIN det AS d USING (account_id)
         WHERE l.truth IS NOT NULL GROUP BY ALL"""

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from distillshield.detect import scan, scan_tables
+from distillshield.detect import load_model, scan, scan_tables
 from distillshield.detect.replay import parse_every, replay
 from distillshield.errors import DistillShieldError
 from distillshield.evaluate import evaluate
@@ -86,6 +86,9 @@ def test_scan_writes_the_detection_contract(scanned: Path, data: Path) -> None:
         assert all(member_of[a] == camp["id"] and flagged[a] for a in camp["accounts"])
     flagged_rows = acc.filter(acc.column("flagged"))
     assert all(r for r in flagged_rows.column("top_reasons").to_pylist()), "every flag has reasons"
+    heads = set(load_model().head_names)
+    for reasons in flagged_rows.column("top_reasons").to_pylist():  # the head that scored it comes first
+        assert reasons[0].startswith("tactic:") and reasons[0].removeprefix("tactic:") in heads, reasons
     html = (scanned / "report.html").read_text()
     assert "://" not in html and "<svg" in html and campaigns[0]["id"] in html  # no network reference
     run = json.loads((scanned / "scan.json").read_text())
@@ -192,7 +195,6 @@ def test_daily_fingerprints_partition_the_whole_period(scanned: Path, data: Path
 
 
 def test_train_fits_a_loadable_model_on_a_small_training_scenario(tmp_path: Path) -> None:
-    from distillshield.detect import load_model
     from distillshield.detect.design import FEATURES
     from distillshield.detect.train import train, training_scenarios
 
@@ -205,5 +207,7 @@ def test_train_fits_a_loadable_model_on_a_small_training_scenario(tmp_path: Path
     again.check_features(FEATURES)
     assert again.provenance["scenarios"][0]["scenario"] == "train-1"
     assert again.provenance["positives"] > 0
-    for f, c in zip(FEATURES, again.coef, strict=True):
-        assert c * f.direction >= -1e-9, f.name  # declared directions hold after any fit
+    assert set(again.head_names) <= set(again.provenance["positives_per_head"])
+    for head in again.heads:
+        for f, c in zip(FEATURES, head.coef, strict=True):
+            assert c * f.direction >= -1e-9, (head.name, f.name)  # declared directions hold after any fit

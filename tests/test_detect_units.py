@@ -87,9 +87,11 @@ def _toy(seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[Feature, ...]]:
 def test_fit_respects_declared_directions_and_separates() -> None:
     x, y, feats = _toy()
     m = AccountModel.fit(x, y, features=feats, c=1.0)
-    assert m.coef[0] > 0.5
-    assert m.coef[1] == pytest.approx(0.0, abs=1e-9)  # clamped at the bound, not negative
-    assert m.coef[2] < 0  # free to go either way
+    assert m.head_names == ("campaign",)  # no tactics: one head
+    coef = m.heads[0].coef
+    assert coef[0] > 0.5
+    assert coef[1] == pytest.approx(0.0, abs=1e-9)  # clamped at the bound, not negative
+    assert coef[2] < 0  # free to go either way
     p = m.predict_proba(x)
     assert ((p >= 0.5) == (y == 1)).mean() > 0.85
 
@@ -97,8 +99,78 @@ def test_fit_respects_declared_directions_and_separates() -> None:
 def test_contributions_sum_to_the_logit() -> None:
     x, y, feats = _toy(1)
     m = AccountModel.fit(x, y, features=feats)
-    logit = m.contributions(x).sum(axis=1) + m.intercept
+    logit = m.contributions(x).sum(axis=1) + m.heads[0].intercept
     assert np.allclose(1 / (1 + np.exp(-logit)), m.predict_proba(x))
+
+
+def _two_tactics(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[Feature, ...]]:
+    """Two tactics whose evidence points in opposite directions on a free feature ("ratio":
+    long answers to short prompts vs long contexts for short answers) and share a directed
+    one ("young")."""
+    rng = np.random.default_rng(seed)
+    n = 600
+    kind = rng.choice(["legit", "harvest", "agent"], n, p=[0.6, 0.2, 0.2])
+    ratio = np.where(kind == "harvest", 2.0, np.where(kind == "agent", -2.0, 0.0)) + rng.normal(0, 0.7, n)
+    young = np.where(kind == "legit", 0.0, 1.0) + rng.normal(0, 1.0, n)
+    x = np.column_stack([ratio, young])
+    y = (kind != "legit").astype(np.int64)
+    tactics = np.where(kind == "legit", None, kind).astype(object)
+    return x, y, tactics, (Feature("ratio", "ratio"), Feature("young", "young", direction=+1))
+
+
+def test_one_head_per_tactic_separates_what_one_regression_cannot() -> None:
+    """Opposite evidence on one feature: a single regression cannot use it (it sits between
+    the tactics), one head per tactic can; the probability is the most confident head's and
+    the contributions are that head's, summing to its logit."""
+    x, y, tactics, feats = _two_tactics()
+    single = AccountModel.fit(x, y, features=feats, c=1.0)
+    heads = AccountModel.fit(x, y, tactics=tactics, features=feats, c=1.0)
+    assert heads.head_names == ("agent", "harvest")
+    agent, harvest = heads.heads
+    assert agent.coef[0] < 0 < harvest.coef[0]
+    assert agent.coef[1] >= 0 and harvest.coef[1] >= 0  # declared direction holds in every head
+    acc_single = ((single.predict_proba(x) >= 0.5) == (y == 1)).mean()
+    acc_heads = ((heads.predict_proba(x) >= 0.5) == (y == 1)).mean()
+    assert acc_heads > acc_single + 0.1
+    logits = heads.logits(x)
+    win = heads.winning_heads(x)
+    assert np.array_equal(win, logits.argmax(axis=1))
+    assert np.allclose(heads.predict_proba(x), 1 / (1 + np.exp(-logits.max(axis=1))))
+    intercepts = np.array([h.intercept for h in heads.heads])[win]
+    assert np.allclose(heads.contributions(x).sum(axis=1) + intercepts, logits.max(axis=1))
+    # on the rows a head wins, it is the tactic that produced them more often than not
+    for i, name in enumerate(heads.head_names):
+        won = (win == i) & (y == 1)
+        assert (tactics[won] == name).mean() > 0.9
+
+
+def test_fit_with_tactics_refuses_unnamed_campaign_rows() -> None:
+    x, y, tactics, feats = _two_tactics(1)
+    tactics = tactics.copy()
+    tactics[np.flatnonzero(y == 1)[0]] = None
+    with pytest.raises(DistillShieldError, match="needs a tactic"):
+        AccountModel.fit(x, y, tactics=tactics, features=feats)
+    with pytest.raises(DistillShieldError, match="tactics for"):
+        AccountModel.fit(x, y, tactics=tactics[:-1], features=feats)
+
+
+def test_format_1_model_files_still_load_as_one_head() -> None:
+    """A model written before heads existed scores exactly as it did."""
+    x, y, feats = _toy(3)
+    m = AccountModel.fit(x, y, features=feats)
+    v1 = {
+        "format": "distillshield.account-model/1",
+        "threshold": m.threshold,
+        "intercept": m.heads[0].intercept,
+        "features": [
+            {"name": n, "mean": mu, "scale": sc, "coef": c}
+            for n, mu, sc, c in zip(m.features, m.mean, m.scale, m.heads[0].coef, strict=True)
+        ],
+        "provenance": {},
+    }
+    old = AccountModel.from_json(json.dumps(v1))
+    assert old.head_names == ("campaign",)
+    assert np.array_equal(old.predict_proba(x), m.predict_proba(x))
 
 
 def test_model_json_round_trip_and_errors(tmp_path: object) -> None:
@@ -106,6 +178,9 @@ def test_model_json_round_trip_and_errors(tmp_path: object) -> None:
     m = AccountModel.fit(x, y, features=feats, provenance={"name": "toy"})
     again = AccountModel.from_json(m.to_json())
     assert again == m
+    x2, y2, tactics, feats2 = _two_tactics(2)
+    multi = AccountModel.fit(x2, y2, tactics=tactics, features=feats2)
+    assert AccountModel.from_json(multi.to_json()) == multi
     with pytest.raises(DistillShieldError, match="not an account model"):
         AccountModel.from_json(json.dumps({"format": "other"}))
     with pytest.raises(DistillShieldError, match="not an account model"):
@@ -123,8 +198,10 @@ def test_shipped_model_matches_the_feature_list() -> None:
     assert m.provenance.get("scenarios"), "the shipped model records what it was trained on"
     trained_on = {s["scenario"] for s in m.provenance["scenarios"]}
     assert "default" not in trained_on  # evaluated on default: never fitted on it
-    for f, c in zip(FEATURES, m.coef, strict=True):
-        assert c * f.direction >= -1e-9, f.name
+    assert len(m.heads) >= 2, "one head per tactic the training scenarios simulate"
+    for head in m.heads:
+        for f, c in zip(FEATURES, head.coef, strict=True):
+            assert c * f.direction >= -1e-9, (head.name, f.name)
 
 
 # ----------------------------------------------------------------------------------- novelty and reasons

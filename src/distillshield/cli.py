@@ -459,7 +459,7 @@ def train(
         model = run(out, scenarios=scenario, work_dir=work, scale=scale, log=lambda m: err.print(m))
     console.print(
         f"trained on {model.provenance['rows']:,} rows "
-        f"({model.provenance['positives']:,} campaign); wrote {out}"
+        f"({model.provenance['positives']:,} campaign; heads: {', '.join(model.head_names)}); wrote {out}"
     )
 
 

@@ -3,7 +3,10 @@
 The account model is additive in log-odds (:meth:`AccountModel.contributions`), so "why" has
 an exact answer: the features with the largest positive contributions. Each reason shows
 the *raw* value of the column behind the feature (a count, a share), not the transformed
-model input, plus the contribution in log-odds, e.g. ``cot_expose_share=0.62 (+1.9)``.
+model input, plus the contribution in log-odds, e.g. ``cot_expose_share=0.62 (+1.9)``. The
+contributions are those of the model head that scored the account, and a model with one head
+per tactic names it first, ``tactic:cot_harvest``, for accounts it finds more likely than not
+a campaign's: which known way of harvesting the account resembles frames the rest.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ def top_reasons(
     features: Sequence[Feature],
     *,
     novelty: np.ndarray | None = None,
+    tactics: Sequence[str | None] | None = None,
     k: int = TOP_K,
 ) -> list[list[str]]:
     """Up to ``k`` reasons per row of ``table`` (rows aligned with ``contributions``).
 
+    ``tactics`` (one per row, None to omit) is shown first as ``tactic:<name>``.
     Unflagged rows get reasons too (an analyst asks why an account came close). Detection
     rules that fired (a ``rules_fired`` column) are added as ``rule:<reason>``, and a novelty
     percentile of 0.99 or more as ``novelty_percentile=...``.
@@ -61,6 +66,8 @@ def top_reasons(
             :k
         ]
         reasons: list[str] = []
+        if tactics is not None and tactics[i] is not None:
+            reasons.append(f"tactic:{tactics[i]}")
         for j in order:
             if row[j] < MIN_CONTRIBUTION:
                 break

@@ -52,6 +52,9 @@ from distillshield.schema import EXCHANGES
 
 #: Edge kinds the scoring reads (``sync`` only feeds the campaign dossier).
 SCORING_EDGES = EdgeParams(kinds=tuple(k for k in EdgeParams().kinds if k != "sync"))
+#: Score from which an account's reasons name the model head (tactic) that scored it: more
+#: likely than not a campaign's, the same level as the gateway's ``suspect`` verdict.
+TACTIC_SHOWN_AT = 0.5
 
 __all__ = [
     "ScanResult",
@@ -358,7 +361,11 @@ def scan_tables(
     prob = m.predict_proba(x) if table.num_rows else np.zeros(0)
     contrib = m.contributions(x) if table.num_rows else np.zeros((0, len(FEATURES)))
     novelty = novelty_scores(x, seed=seed)
-    reasons = top_reasons(table, contrib, FEATURES, novelty=novelty)
+    tactics: list[str | None] | None = None
+    if len(m.heads) > 1 and table.num_rows:
+        winners = np.asarray(m.head_names, dtype=object)[m.winning_heads(x)]
+        tactics = [str(t) if p >= TACTIC_SHOWN_AT else None for t, p in zip(winners, prob, strict=True)]
+    reasons = top_reasons(table, contrib, FEATURES, novelty=novelty, tactics=tactics)
     intel_conf = np.full(table.num_rows, np.nan)
     intel_summary: dict[str, Any] = {}
     if intel is not None:

@@ -9,9 +9,10 @@ over :func:`~distillshield.detect.scan.register_window`). Training on early cut-
 lets an incremental replay flag a campaign on its first day: the model has seen what a
 campaign looks like after six hours, not only after two weeks.
 
-Labels come from each scenario's ``labels/accounts`` (an account is positive when it has a
-campaign id). The fitted model records its provenance (scenarios, seeds, cut-offs, rows,
-positives) in the model file.
+Labels come from each scenario's ``labels/accounts``: an account is positive when it has a
+campaign id, and its persona (``attack.<tactic>``) names the model head it trains
+(:mod:`distillshield.detect.model`). The fitted model records its provenance (scenarios,
+seeds, cut-offs, rows, positives per head) in the model file.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pyarrow.compute as pc
 
 from distillshield.backends import get_backend
 from distillshield.detect.design import FEATURES
-from distillshield.detect.model import AccountModel
+from distillshield.detect.model import SINGLE_HEAD, AccountModel
 from distillshield.detect.neighbours import score_with_peers
 from distillshield.detect.scan import SCORING_EDGES, account_table, register_window
 from distillshield.prepare import prepare
@@ -62,7 +63,9 @@ def training_scenarios() -> list[Path]:
 def training_table(data_dir: Path, cutoffs: Sequence[float | None] = CUTOFF_DAYS) -> pa.Table:
     """The scan's per-account table of one prepared, labelled dataset at each cut-off.
 
-    Adds ``label`` (1 = the account belongs to a campaign) and ``cutoff_days`` (-1 = all).
+    Adds ``label`` (1 = the account belongs to a campaign), ``tactic`` (a campaign account's
+    persona without its ``attack.`` prefix, or :data:`~distillshield.detect.model.SINGLE_HEAD`
+    when the labels give none; null for legitimate accounts) and ``cutoff_days`` (-1 = all).
     """
     labels = read_table(data_dir, ACCOUNT_LABELS)
     positive = dict(
@@ -72,6 +75,16 @@ def training_table(data_dir: Path, cutoffs: Sequence[float | None] = CUTOFF_DAYS
             strict=True,
         )
     )
+    tactic = {
+        a: (str(p).removeprefix("attack.") if p else SINGLE_HEAD)
+        for a, p, pos in zip(
+            labels.column("account_id").to_pylist(),
+            labels.column("persona").to_pylist(),
+            pc.is_valid(labels.column("campaign_id")).to_pylist(),
+            strict=True,
+        )
+        if pos
+    }
     parts = []
     for cut in cutoffs:
         backend = get_backend()
@@ -83,7 +96,7 @@ def training_table(data_dir: Path, cutoffs: Sequence[float | None] = CUTOFF_DAYS
         ids = table.column("account_id").to_pylist()
         table = table.append_column(
             "label", pa.array([int(bool(positive.get(a, False))) for a in ids], pa.int64())
-        )
+        ).append_column("tactic", pa.array([tactic.get(a) for a in ids], pa.string()))
         parts.append(table.append_column("cutoff_days", pa.array([-1.0 if cut is None else cut] * len(ids))))
     return pa.concat_tables(parts)
 
@@ -96,8 +109,8 @@ def training_groups(scenario: str, table: pa.Table) -> np.ndarray:
 def fit_with_peers(
     table: pa.Table, groups: np.ndarray, *, c: float, threshold: float, rounds: int = PEER_ROUNDS
 ) -> AccountModel:
-    """Fit the account model on a stacked training ``table`` (``label`` column; ``groups``
-    names each row's population: scenario and cut-off).
+    """Fit the account model on a stacked training ``table`` (``label`` column, and ``tactic``
+    for one head per tactic; ``groups`` names each row's population: scenario and cut-off).
 
     ``metadata_peer_score`` is computed from the model's own scores
     (:func:`~distillshield.detect.neighbours.score_with_peers`), so the fit alternates: first
@@ -105,12 +118,26 @@ def fit_with_peers(
     previous fit — the same two-pass scoring the scan runs with the final model.
     """
     y = table.column("label").to_numpy()
+    tactics = (
+        np.asarray(table.column("tactic").to_pylist(), dtype=object)
+        if "tactic" in table.column_names
+        else None
+    )
     _, x = score_with_peers(_Zero(), table, features=FEATURES, groups=groups)
-    model = AccountModel.fit(x, y, features=FEATURES, c=c, threshold=threshold)
+    model = AccountModel.fit(x, y, tactics=tactics, features=FEATURES, c=c, threshold=threshold)
     for _ in range(rounds):
         _, x = score_with_peers(model, table, features=FEATURES, groups=groups)
-        model = AccountModel.fit(x, y, features=FEATURES, c=c, threshold=threshold)
+        model = AccountModel.fit(x, y, tactics=tactics, features=FEATURES, c=c, threshold=threshold)
     return model
+
+
+def _per_head(table: pa.Table) -> dict[str, int]:
+    """Training rows per head (what each tactic's regression was fitted on, besides negatives)."""
+    counts: dict[str, int] = {}
+    for t in table.column("tactic").to_pylist():
+        if t is not None:
+            counts[t] = counts.get(t, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 class _Zero:
@@ -175,6 +202,7 @@ def train(
             "scenarios": used,
             "rows": len(y_all),
             "positives": int(y_all.sum()),
+            "positives_per_head": _per_head(stacked),
             "peer_rounds": PEER_ROUNDS,
         },
     )
