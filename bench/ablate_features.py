@@ -11,8 +11,9 @@ fill everywhere and its coefficient fits to 0; every other step is the shipped t
 :func:`~distillshield.detect.train.fit_with_peers` with the ``C`` and threshold the shipped
 model file records). With no
 ``--blank`` it reproduces the shipped model from the same prepared data. The fitted model file
-keeps every feature, so ``scan --model`` and ``replay --model`` read it unchanged. The
-per-account training tables are cached under ``WORK/ablation-tables`` (delete to rebuild).
+keeps every feature, so ``scan --model`` and ``replay --model`` read it unchanged, and one
+head per tactic, as the shipped one. The per-account training tables are built afresh on
+every run (about a minute in all), so they always come from the current feature code.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from distillshield.detect.model import load_model
 from distillshield.detect.train import fit_with_peers, training_groups, training_scenarios, training_table
@@ -37,15 +37,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="model JSON to write")
     args = ap.parse_args()
     blank = [c for c in args.blank.split(",") if c]
-    cache = args.work / "ablation-tables"
-    cache.mkdir(parents=True, exist_ok=True)
     tables, groups = [], []
     for path in training_scenarios():
         name = load_scenario(path).name
-        cached = cache / f"{name}.parquet"
-        if not cached.exists():
-            pq.write_table(training_table(args.work / name), cached)
-        table = pq.read_table(cached)
+        # featurised afresh every run (about 20 s a scenario): a cached table outlives the
+        # feature code that built it (one once lacked the tactic column the heads train on)
+        table = training_table(args.work / name)
         tables.append(table)
         groups.append(training_groups(name, table))
     stacked = pa.concat_tables(tables)
