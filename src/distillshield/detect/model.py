@@ -117,9 +117,10 @@ class AccountModel:
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Every head's log-odds, ``(rows, heads)``.
 
-        Summed per row and head (not a BLAS matrix product, whose rounding depends on where a
-        row falls in the matrix): an account's score must not change in its last bit because
-        other accounts joined the table — a replay compares verdicts across steps.
+        Summed per row and head, as the single regression always was, rather than one BLAS
+        matrix product, whose rounding may depend on the matrix's shape and a row's place in
+        it: an account's score should not move in its last bit because other accounts joined
+        the table (replay verdicts are compared across steps).
         """
         z = self._z(x)
         out = np.empty((z.shape[0], len(self.heads)), dtype=np.float64)
