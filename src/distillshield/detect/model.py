@@ -122,27 +122,40 @@ class AccountModel:
         it: an account's score should not move in its last bit because other accounts joined
         the table (replay verdicts are compared across steps).
         """
-        z = self._z(x)
+        return self._logits(self._z(x))
+
+    def _weights(self) -> np.ndarray:
+        return np.array([h.coef for h in self.heads], dtype=np.float64).reshape(len(self.heads), -1)
+
+    def _logits(self, z: np.ndarray) -> np.ndarray:
+        w = self._weights()
         out = np.empty((z.shape[0], len(self.heads)), dtype=np.float64)
         for j, h in enumerate(self.heads):
-            out[:, j] = (z * np.asarray(h.coef)).sum(axis=1) + h.intercept
+            out[:, j] = (z * w[j]).sum(axis=1) + h.intercept
         return out
 
     def winning_heads(self, x: np.ndarray) -> np.ndarray:
         """Per row, the index of the head that gives the highest probability (first on ties)."""
-        return np.asarray(np.argmax(self.logits(x), axis=1), dtype=np.int64)
+        return self.explain(x)[2]
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per-feature log-odds contributions of each row's winning head, ``(rows, features)``;
         they sum to that head's logit minus its intercept."""
-        z = self._z(x)
-        w = np.array([h.coef for h in self.heads], dtype=np.float64).reshape(len(self.heads), -1)
-        return np.asarray(z * w[self.winning_heads(x)], dtype=np.float64)
+        return self.explain(x)[1]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Calibrated probability per row of the design matrix ``x`` (the winning head's)."""
-        logit = self.logits(x).max(axis=1) if len(x) else np.zeros(0)
-        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logit, -50.0, 50.0))), dtype=np.float64)
+        return self.explain(x)[0]
+
+    def explain(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(probability, contributions, winning head index)`` per row, from one pass over the
+        heads (what a scan needs together)."""
+        z = self._z(x)
+        logits = self._logits(z)
+        win = np.asarray(np.argmax(logits, axis=1), dtype=np.int64)
+        best = logits[np.arange(len(win)), win]
+        prob = 1.0 / (1.0 + np.exp(-np.clip(best, -50.0, 50.0)))
+        return np.asarray(prob, dtype=np.float64), np.asarray(z * self._weights()[win], dtype=np.float64), win
 
     @classmethod
     def fit(

@@ -358,12 +358,11 @@ def scan_tables(
 
     t0 = time.perf_counter()
     table, x = score_with_peers(m, table, features=FEATURES)
-    prob = m.predict_proba(x) if table.num_rows else np.zeros(0)
-    contrib = m.contributions(x) if table.num_rows else np.zeros((0, len(FEATURES)))
+    prob, contrib, win = m.explain(x)
     novelty = novelty_scores(x, seed=seed)
     tactics: list[str | None] | None = None
     if len(m.heads) > 1 and table.num_rows:
-        winners = np.asarray(m.head_names, dtype=object)[m.winning_heads(x)]
+        winners = np.asarray(m.head_names, dtype=object)[win]
         tactics = [str(t) if p >= TACTIC_SHOWN_AT else None for t, p in zip(winners, prob, strict=True)]
     reasons = top_reasons(table, contrib, FEATURES, novelty=novelty, tactics=tactics)
     intel_conf = np.full(table.num_rows, np.nan)

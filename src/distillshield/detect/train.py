@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from importlib import resources
@@ -68,13 +69,7 @@ def training_table(data_dir: Path, cutoffs: Sequence[float | None] = CUTOFF_DAYS
     when the labels give none; null for legitimate accounts) and ``cutoff_days`` (-1 = all).
     """
     labels = read_table(data_dir, ACCOUNT_LABELS)
-    positive = dict(
-        zip(
-            labels.column("account_id").to_pylist(),
-            pc.is_valid(labels.column("campaign_id")).to_pylist(),
-            strict=True,
-        )
-    )
+    # campaign accounts only: an account is positive exactly when it has a tactic here
     tactic = {
         a: (str(p).removeprefix("attack.") if p else SINGLE_HEAD)
         for a, p, pos in zip(
@@ -95,7 +90,7 @@ def training_table(data_dir: Path, cutoffs: Sequence[float | None] = CUTOFF_DAYS
         table, _ = account_table(backend, names, edge_params=SCORING_EDGES)
         ids = table.column("account_id").to_pylist()
         table = table.append_column(
-            "label", pa.array([int(bool(positive.get(a, False))) for a in ids], pa.int64())
+            "label", pa.array([int(a in tactic) for a in ids], pa.int64())
         ).append_column("tactic", pa.array([tactic.get(a) for a in ids], pa.string()))
         parts.append(table.append_column("cutoff_days", pa.array([-1.0 if cut is None else cut] * len(ids))))
     return pa.concat_tables(parts)
@@ -133,10 +128,7 @@ def fit_with_peers(
 
 def _per_head(table: pa.Table) -> dict[str, int]:
     """Training rows per head (what each tactic's regression was fitted on, besides negatives)."""
-    counts: dict[str, int] = {}
-    for t in table.column("tactic").to_pylist():
-        if t is not None:
-            counts[t] = counts.get(t, 0) + 1
+    counts = Counter(t for t in table.column("tactic").to_pylist() if t is not None)
     return dict(sorted(counts.items()))
 
 
