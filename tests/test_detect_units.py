@@ -13,7 +13,14 @@ import pytest
 from distillshield.backends import get_backend
 from distillshield.detect import AccountModel, load_model
 from distillshield.detect.campaigns import MERGE_MIN_EDGES, _cluster, campaign_id_for
-from distillshield.detect.design import FEATURES, PSEUDO_REQUESTS, Feature, design_matrix, feature_names
+from distillshield.detect.design import (
+    FEATURES,
+    PSEUDO_REQUESTS,
+    Feature,
+    design_matrix,
+    design_row,
+    feature_names,
+)
 from distillshield.detect.graph import graph_features
 from distillshield.detect.neighbours import PEER_COLUMN, SHARED_COLUMN, peer_scores, score_with_peers
 from distillshield.detect.novelty import novelty_scores
@@ -56,6 +63,49 @@ def test_onehot_bool_and_missing_column() -> None:
     assert design_matrix(t, feats).tolist() == [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]
     with pytest.raises(KeyError, match="needs column"):
         design_matrix(pa.table({"x": [1]}), feats)
+
+
+def _random_fingerprints(rng: np.random.Generator, rows: int) -> pa.Table:
+    """Every column the model reads, with nulls, zeros, negatives and non-finite values."""
+    cols: dict[str, Any] = {}
+    for f in FEATURES:
+        if f.column in cols:
+            continue
+        if f.transform == "onehot":
+            pool = ["disposable", "corporate", "free", None]
+            cols[f.column] = [pool[int(i)] for i in rng.integers(0, 4, rows)]
+        elif f.transform == "bool":
+            cols[f.column] = [None if u < 0.2 else bool(u < 0.6) for u in rng.random(rows)]
+        else:
+            vals = rng.lognormal(1.0, 2.0, rows) * rng.choice([1.0, -1.0, 0.0], rows, p=[0.8, 0.1, 0.1])
+            vals[rng.random(rows) < 0.05] = np.inf
+            cols[f.column] = [
+                None if u < 0.2 else float(v) for u, v in zip(rng.random(rows), vals, strict=True)
+            ]
+    return pa.table(cols)
+
+
+def test_design_row_is_the_design_matrix_row_of_the_same_record() -> None:
+    t = _random_fingerprints(np.random.default_rng(7), 200)
+    x = design_matrix(t)
+    for i, rec in enumerate(t.to_pylist()):
+        assert design_row(rec).tolist() == pytest.approx(x[i].tolist(), rel=1e-12, abs=1e-12)
+
+
+def test_design_row_reads_an_absent_column_as_unknown_and_the_model_as_its_mean() -> None:
+    rec = _random_fingerprints(np.random.default_rng(8), 1).to_pylist()[0]
+    graph = [f for f in FEATURES if f.column.startswith("deg_")]
+    partial = {k: v for k, v in rec.items() if k not in {f.column for f in graph}}
+    row = design_row(partial)
+    gone = [i for i, f in enumerate(FEATURES) if f in graph]
+    assert np.isnan(row[gone]).all() and not np.isnan(np.delete(row, gone)).any()
+    model = load_model()
+    prob, contrib, win = model.explain_row(row)
+    at_mean = row.copy()
+    at_mean[gone] = np.asarray(model.mean)[gone]
+    p2, c2, w2 = model.explain(at_mean.reshape(1, -1))
+    assert prob == p2[0] and win == w2[0] and contrib.tolist() == c2[0].tolist()
+    assert (contrib[gone] == 0.0).all()  # an unknown input moves no head
 
 
 def test_every_feature_declares_a_valid_direction() -> None:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distillshield.detect.design import PSEUDO_REQUESTS
+from distillshield.detect.model import load_model
 from distillshield.gateway._types import Action, RequestContext
 from distillshield.gateway.engine import Engine, _signup_key
 from distillshield.gateway.policy import DEFAULT_POLICY, load_policy
@@ -381,6 +382,72 @@ def test_risk_configuration_is_checked() -> None:
         OnlineRisk(cohort_kinds=("nope",))
     with pytest.raises(ValueError):
         OnlineRisk(prior_precision=1.5)
+    with pytest.raises(ValueError, match="model_at"):
+        OnlineRisk(account_model=load_model(), model_at=1.0)
+
+
+def _agentic_session(eng: Engine, account: str, t: float, n: int, *, rotate_ips: bool) -> list[Any]:
+    """An agent loop: long, growing contexts for short answers, a reasoning model, seconds apart."""
+    out = []
+    for i in range(n):
+        ip = f"203.0.{i}.9" if rotate_ips else "198.51.100.1"
+        ctx = _ctx(
+            account,
+            t + 30 * i,
+            ip=ip,
+            i=i,
+            input_tokens=20_000 + 2_000 * i,
+            n_messages=10 + i,
+            conversation_id=f"{account}-c1",
+        )
+        out.append(_serve(eng, ctx))
+    return out
+
+
+def test_the_account_model_protects_an_account_no_batch_run_has_judged_yet() -> None:
+    accounts = {"new": Acct(created_at=T0 - DAY), "old": Acct(created_at=T0 - 400 * DAY)}
+    eng = _engine(None, accounts, risk=OnlineRisk(account_model=load_model()))
+    d = _agentic_session(eng, "new", T0, 6, rotate_ips=True)
+    assert d[0].action == Action.ALLOW  # nothing known before the first exchange
+    assert Action.PROTECT in d[-1].actions and "rule:online-risk" in d[-1].reasons
+    reason = next(r for r in d[-1].reasons if r.startswith("model:"))
+    head, prob = reason.split(":")[1:3]
+    assert head == "agentic_extraction" and float(prob) >= 0.5
+    # an account older than a billing cycle that no batch run has seen is a dormant one: the
+    # next batch run reads its history, the term does not judge it
+    assert _agentic_session(eng, "old", T0, 6, rotate_ips=True)[-1].action == Action.ALLOW
+    # without the model the same traffic is served as is: the term, not something else, fired
+    plain = _engine(None, accounts)
+    assert _agentic_session(plain, "new", T0, 6, rotate_ips=True)[-1].action == Action.ALLOW
+    # a batch run that has seen the account judges it from then on (it did not flag it)
+    eng.set_verdicts(VerdictSet(until="2026-02-03T00:00:00+00:00"))
+    later = _serve(eng, _ctx("new", T0 + DAY, ip="203.0.99.9", input_tokens=30_000, n_messages=30))
+    assert later.action == Action.ALLOW and not any(r.startswith("model:") for r in later.reasons)
+
+
+def test_the_account_model_term_is_worth_what_batch_verdicts_confirm() -> None:
+    accounts = {f"a{i}": Acct(created_at=T0 - DAY) for i in range(30)}
+    iso = "2026-02-03T00:00:00+00:00"
+
+    def run(flagged: bool) -> OnlineRisk:
+        risk = OnlineRisk(account_model=load_model())
+        eng = _engine(None, accounts, risk=risk)
+        for i in range(30):
+            _agentic_session(eng, f"a{i}", T0 + 600 * i, 6, rotate_ips=True)
+        verdicts = {f"a{i}": AccountVerdict("flagged", None, 0.95) for i in range(30)} if flagged else {}
+        eng.set_verdicts(VerdictSet(accounts=verdicts, until=iso))
+        return risk
+
+    cleared, confirmed = run(False).stats()["kinds"]["model"], run(True).stats()["kinds"]["model"]
+    assert cleared["scanned"] == confirmed["scanned"] == 30
+    assert cleared["precision"] < 0.3 < 0.95 < confirmed["precision"]
+    # a new account on which the cleared term fires is no longer protected by it
+    risk = run(False)
+    eng = _engine(None, {**accounts, "late": Acct(created_at=T0 - DAY)}, risk=risk)
+    d = _agentic_session(eng, "late", T0 + 2 * DAY, 6, rotate_ips=True)[-1]
+    assert d.action == Action.ALLOW
+    value, reasons = risk.score_one(_ctx("late", T0 + 2 * DAY + 300), {})
+    assert value < 0.3 and any(r.startswith("model:agentic_extraction") for r in reasons)
 
 
 def test_ip_facts_fast_path_agrees_with_the_batch_enrichment() -> None:

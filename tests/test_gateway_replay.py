@@ -161,3 +161,42 @@ def test_batch_verdicts_at_t_are_built_only_from_data_before_t(
     assert not any(hit for name, hit in seen if name.split("-", 1)[1][:15] <= cut)
     assert any(hit for name, hit in seen if name.split("-", 1)[1][:15] > cut), seen
     assert rep2.exchanges == report.exchanges + 3
+
+
+def test_the_online_account_model_through_the_cli_reuses_the_batch_and_changes_only_decisions(
+    run: tuple[ReplayReport, Path], data: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from distillshield.cli import app
+
+    _, base = run
+    out = tmp_path / "with-model"
+    res = CliRunner().invoke(
+        app,
+        [
+            "gateway",
+            "replay",
+            str(data),
+            "--out",
+            str(out),
+            "--every",
+            EVERY,
+            "--online-model",
+            "shipped",
+            "--batch-dir",
+            str(base / "batch"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    assert not (out / "batch").exists()  # the earlier run's batch verdicts were read, not rebuilt
+    assert report["overall"]["reconciles"] and report["exchanges"] == run[0].exchanges
+    assert "model" in report["risk"]["kinds"]
+    reasons = pq.read_table(out / "decisions.parquet", columns=["reasons"]).column("reasons").to_pylist()
+    fired = [r for rs in reasons for r in rs if r.startswith("model:")]
+    assert fired and all(
+        r.split(":")[1] in ("agentic_coding_pivot", "agentic_extraction", "cot_harvest", "hydra_reseller")
+        for r in fired
+    )
+    assert "model" not in json.loads((base / "report.json").read_text())["risk"]["kinds"]

@@ -1064,12 +1064,35 @@ def gateway_replay(
         str, typer.Option(help="Batch cadence: verdicts refreshed from data before each step.")
     ] = "6h",
     policy: Annotated[Path | None, typer.Option(help="Policy YAML (default: the shipped policy).")] = None,
+    online_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Score new accounts online with an account model until a batch run judges them: "
+            "'shipped' or a model file (default: off)."
+        ),
+    ] = None,
+    online_model_at: Annotated[float, typer.Option(help="Probability at which that term fires.")] = 0.5,
+    batch_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Batch state, detections and verdict cache (default OUT/batch); reuse one to rerun."
+        ),
+    ] = None,
 ) -> None:
     """The gateway's decisions over logged traffic in timestamp order: harvest leakage, legitimate cost."""
     from distillshield.gateway.replay import replay_gateway
+    from distillshield.gateway.risk import online_risk
 
     with _errors(), _progress("gateway replay") as progress:
-        report = replay_gateway(data, out, every=every, policy=policy, progress=progress)
+        report = replay_gateway(
+            data,
+            out,
+            every=every,
+            policy=policy,
+            risk=online_risk(online_model, model_at=online_model_at),
+            batch_dir=batch_dir,
+            progress=progress,
+        )
     console.print(report.table())
 
 

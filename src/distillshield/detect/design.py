@@ -14,9 +14,10 @@ The list is the model's contract: the shipped model file stores the feature name
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 
 from distillshield.linking.edges import EDGE_KINDS
 
-__all__ = ["FEATURES", "Feature", "design_matrix", "feature_names"]
+__all__ = ["FEATURES", "Feature", "design_matrix", "design_row", "feature_names"]
 
 Transform = Literal["raw", "log1p", "onehot", "bool"]
 
@@ -193,3 +194,46 @@ def design_matrix(table: pa.Table, features: Sequence[Feature] = FEATURES) -> np
             values = (values * n + f.prior * PSEUDO_REQUESTS) / (n + PSEUDO_REQUESTS)
         cols.append(values)
     return np.column_stack(cols)
+
+
+def _scalar(feature: Feature, value: Any) -> float:
+    """One value as :func:`_column` transforms a column of them (null and non-finite read
+    as ``fill``)."""
+    if feature.transform == "onehot":
+        return 1.0 if value is not None and str(value) == feature.value else 0.0
+    if value is None:
+        return feature.fill
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return feature.fill
+    if not math.isfinite(x):
+        return feature.fill
+    if feature.transform == "log1p":
+        return math.log1p(max(x, 0.0))
+    return x
+
+
+def design_row(record: Mapping[str, Any], features: Sequence[Feature] = FEATURES) -> np.ndarray:
+    """One account's model inputs from a mapping of its fingerprint columns: the row that
+    :func:`design_matrix` gives for a one-row table holding ``record`` (tested equal).
+
+    The difference is what a *missing key* means. In a table a column is there for every
+    account and a null is "no evidence" (the feature's ``fill``); here a column absent from
+    ``record`` is **unknown** and its feature is ``NaN``, for the caller to decide. The
+    gateway's online scorer has an account's own traffic but not the graph of who else it
+    shares infrastructure with, nor every account fact; it reads unknown inputs as the
+    model's mean — a contribution of zero — rather than as "none".
+    """
+    n_val = record.get("n_requests")
+    n = _scalar(Feature("n_requests", "n_requests"), n_val)
+    out = np.empty(len(features), dtype=np.float64)
+    for i, f in enumerate(features):
+        if f.column not in record:
+            out[i] = math.nan
+            continue
+        x = _scalar(f, record[f.column])
+        if f.prior is not None:
+            x = (x * n + f.prior * PSEUDO_REQUESTS) / (n + PSEUDO_REQUESTS)
+        out[i] = x
+    return out

@@ -157,6 +157,15 @@ class AccountModel:
         prob = 1.0 / (1.0 + np.exp(-np.clip(best, -50.0, 50.0)))
         return np.asarray(prob, dtype=np.float64), np.asarray(z * self._weights()[win], dtype=np.float64), win
 
+    def explain_row(self, row: np.ndarray) -> tuple[float, np.ndarray, int]:
+        """:meth:`explain` of one account's inputs (:func:`~distillshield.detect.design.design_row`),
+        where a ``NaN`` input is *unknown* and read as the model's mean: it contributes
+        nothing to any head, so the score rests on what is known. ``(probability,
+        contributions, winning head index)``."""
+        x = np.where(np.isnan(row), np.asarray(self.mean), row).reshape(1, -1)
+        prob, contrib, win = self.explain(x)
+        return float(prob[0]), contrib[0], int(win[0])
+
     @classmethod
     def fit(
         cls,

@@ -67,7 +67,7 @@ from distillshield.gateway._upstream import (
 from distillshield.gateway.config import ConfigError, GatewayConfig
 from distillshield.gateway.engine import Engine
 from distillshield.gateway.policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
-from distillshield.gateway.risk import OnlineRisk
+from distillshield.gateway.risk import OnlineRisk, online_risk
 from distillshield.gateway.verdicts import VerdictSet, build_verdicts
 
 __all__ = ["BadRequestError", "Gateway", "create_app", "open_exchange_log", "parse_chat", "parse_responses"]
@@ -300,7 +300,11 @@ class Gateway:
         self._policy_mtime = self._mtime()
         policy = load_policy(self.policy_path)
         self.metrics = GatewayMetrics(policy.fail_mode, multiprocess_dir=config.metrics_dir)
-        self.engine = engine or Engine(policy, account_facts=self._account_facts)
+        self.engine = engine or Engine(
+            policy,
+            account_facts=self._account_facts,
+            risk=online_risk(config.online_model, model_at=config.online_model_at),
+        )
         if engine is not None:
             self.engine.set_policy(policy)
         if config.verdicts:

@@ -43,6 +43,12 @@ class GatewayConfig(BaseModel):
     gc_tune: bool = Field(
         True, description="after start-up: freeze the loaded state out of the cyclic GC, collect less often"
     )
+    online_model: str | None = Field(
+        None,
+        description="account model the online risk scores new accounts with until a batch run has "
+        "judged them: 'shipped', a model file, or unset (off; docs/gateway-evaluation.md measures why)",
+    )
+    online_model_at: float = Field(0.5, gt=0, lt=1, description="probability at which that term fires")
     store: str = Field("memory://", description="memory:// (one process) or redis://host:port/db")
     store_timeout_s: float = Field(0.05, gt=0, description="per-call Redis timeout on the request path")
     policy: str | None = Field(None, description="policy YAML (default: the shipped default policy)")

@@ -402,10 +402,21 @@ def _signup_key(ip: str | None) -> str | None:
     return ip
 
 
-def _signal_extra(signals: dict[str, Any]) -> dict[str, str]:
-    return {
-        k: str(v)
-        for k, v in signals.items()
-        if v is not None
-        and k in ("template_id", "cot_elicit", "capability", "ip_prefix", "signup_prefix", "account_created")
+#: request signals copied into ``Decision.extra``: what the online risk model learns from
+#: (template, reasoning elicitation, capability, network facts, account facts)
+_EXTRA_SIGNALS = frozenset(
+    {
+        "template_id",
+        "cot_elicit",
+        "capability",
+        "ip_prefix",
+        "asn",
+        "is_hosting",
+        "signup_prefix",
+        "account_created",
     }
+)
+
+
+def _signal_extra(signals: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in signals.items() if v is not None and k in _EXTRA_SIGNALS}

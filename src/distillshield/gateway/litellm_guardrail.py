@@ -193,7 +193,12 @@ def _engine_and_settings(path: str | Path | None) -> tuple[DecisionEngine, _Sett
     section = raw.get("gateway", raw) if isinstance(raw, dict) else {}
     overrides = {} if "upstream" in section else {"upstream": "http://upstream-managed-by-litellm.invalid"}
     cfg = load_config(path, **overrides)
-    engine = Engine(load_policy(cfg.policy or DEFAULT_POLICY))
+    from distillshield.gateway.risk import online_risk
+
+    engine = Engine(
+        load_policy(cfg.policy or DEFAULT_POLICY),
+        risk=online_risk(cfg.online_model, model_at=cfg.online_model_at),
+    )
     if cfg.verdicts:
         from distillshield.gateway.verdicts import build_verdicts
 

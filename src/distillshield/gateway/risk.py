@@ -29,13 +29,24 @@ Evidence (each fires with a reason code):
     improbable under the background rate of such requests (all traffic, learned online;
     inflated by campaigns, hence conservative): the same binomial test. One curious request
     never fires it.
+``model:<head>`` (only with ``account_model``; off by default)
+    The batch account model (:mod:`distillshield.detect.model`, one head per campaign tactic)
+    scored on the account's own online features — the batch definitions of the same
+    traffic, tested equal — for a *fresh* account that no batch run has judged yet (first
+    seen after the horizon of the verdicts in force). Fires while the probability is at
+    least ``model_at``; once a batch run has seen the account its verdict is the judgement.
+    What the gateway cannot know (who shares the account's card or addresses: the graph
+    features; account facts a key record lacks) is read as the model's mean, contributing
+    nothing. Off by default because it costs more than it saves on a benchmark researcher's
+    burst: the tactic heads read a high reasoning-model share as agentic extraction, in
+    batch too (docs/gateway-evaluation.md, "The account model online").
 
 What a fired term is worth is **learned from batch detection**, not set by hand: at each
 verdict refresh (:meth:`OnlineRisk.on_verdicts`), every account on which a term fired and
 which the batch scan could see (first seen before the verdicts' ``until``) counts as a
 success when batch flagged it and a failure otherwise. A term's risk is the posterior mean
-share of flagged accounts, shrunk twice: per value (``cohort:client=X``) towards its kind's
-share, and the kind's share towards ``prior_precision`` with ``prior_strength``
+share of flagged accounts, shrunk twice: per value (``cohort:client=X``; for the model
+term, per head) towards its kind's share, and the kind's share towards ``prior_precision`` with ``prior_strength``
 pseudo-accounts. Before any batch evidence the risk of a fired term is ``prior_precision``
 (0.9: a cohort that improbable is presumed coordinated); a university class behind one
 campus NAT — a true fresh cohort that batch detection does not flag — has its NAT value
@@ -94,7 +105,7 @@ from typing import Any, Protocol
 from distillshield.features.online import AccountOnline, OnlineConfig, OnlineEvent
 from distillshield.gateway._types import Decision, RequestContext
 
-__all__ = ["COHORT_KINDS", "OnlineRisk", "RiskModel", "binomial_tail_bound"]
+__all__ = ["COHORT_KINDS", "OnlineRisk", "RiskModel", "binomial_tail_bound", "online_risk"]
 
 #: Indicator kinds a fresh-account cohort is looked for on (see :class:`OnlineRisk`).
 COHORT_KINDS: tuple[str, ...] = ("client", "prefix", "template", "signup")
@@ -208,6 +219,7 @@ class _Account:
         "expose",
         "first_seen",
         "memberships",
+        "model",
         "online",
         "peer_digests",
         "peers",
@@ -219,6 +231,7 @@ class _Account:
         self.created = created
         self.memberships: list[tuple[str, str]] = []
         self.expose: str | None = None  # the evidence, once the exposure test fired
+        self.model: tuple[float, str, str] | None = None  # (probability, head, top input) while >= model_at
         self.peers: AccountOnline | None = None  # the other workers' states, merged
         self.peer_digests: dict[str, bytes] = {}  # worker -> digest of its state merged in peers
         self.claimed = False  # the store's state under this worker's id was looked at (adopted)
@@ -269,6 +282,8 @@ class OnlineRisk:
         max_memberships: int = 8,
         max_cohort: int = 4096,
         online_config: OnlineConfig | None = None,
+        account_model: Any = None,
+        model_at: float = 0.5,
     ) -> None:
         kinds = tuple(cohort_kinds)
         unknown = set(kinds) - set(COHORT_KINDS)
@@ -276,6 +291,8 @@ class OnlineRisk:
             raise ValueError(f"unknown cohort kind(s) {sorted(unknown)}; known: {COHORT_KINDS}")
         if not 0.0 < prior_precision < 1.0 or prior_strength <= 0 or not 0.0 < alpha < 1.0:
             raise ValueError("prior_precision and alpha must lie in (0, 1), prior_strength above 0")
+        if not 0.0 < model_at < 1.0:
+            raise ValueError(f"model_at must lie in (0, 1), got {model_at}")
         self.cohort_kinds = kinds
         self.window_s = float(window_s)
         self.fresh_days = float(fresh_days)
@@ -294,7 +311,15 @@ class OnlineRisk:
         self._expose = 0
         self._expose_fired: set[str] = set()
         # batch feedback per term kind: [flagged, scanned]
-        self._kind_feedback: dict[str, list[int]] = {k: [0, 0] for k in (*kinds, "expose")}
+        self.account_model = account_model
+        self.model_at = float(model_at)
+        self._scorer = _ModelTerm(account_model) if account_model is not None else None
+        terms = (*kinds, "expose", *(("model",) if self._scorer is not None else ()))
+        self._kind_feedback: dict[str, list[int]] = {k: [0, 0] for k in terms}
+        # the account-model term: per head [flagged, scanned]; accounts it fired on -> head
+        self._head_feedback: dict[str, list[int]] = {}
+        self._model_fired: dict[str, str] = {}
+        self._until: float | None = None  # data horizon of the verdicts in force (None: none yet)
         self._last_ts = 0.0
         self._changed: set[str] | None = None  # accounts learned since the last sync (when shared)
         # cohort sharing (when shared): users stamped per value since the last sync, and the
@@ -340,6 +365,15 @@ class OnlineRisk:
             self._values.move_to_end(key)
         return v
 
+    def _head_precision(self, head: str) -> float:
+        prior = self._kind_precision("model")
+        f, s = self._head_feedback.get(head, (0, 0))
+        return (f + prior * self.prior_strength) / (s + self.prior_strength)
+
+    def _unjudged(self, acct: _Account) -> bool:
+        """No batch run has seen the account yet: it arrived after the verdicts' horizon."""
+        return self._until is None or acct.first_seen >= self._until
+
     def _base_fresh(self) -> float:
         a = self._active
         return (a.fresh + 1.0) / (a.n + 2.0)
@@ -373,6 +407,11 @@ class OnlineRisk:
                     prec = self._value_precision(kind, v)
                     where = "fleet:" if fleet else ""
                     reasons.append((prec, f"cohort:{kind}:{k}/{n}fresh:{where}p<{bound:.0e}:{prec:.2f}"))
+        # the batch account model on the account's own traffic, until a batch run has judged it
+        if acct is not None and acct.model is not None and self._unjudged(acct):
+            prob, head, top = acct.model
+            prec = self._head_precision(head)
+            reasons.append((prec, f"model:{head}:{prob:.2f}:{top}:{prec:.2f}"))
         # reasoning exposure (tested when the account sends such a request, see learn_one)
         if acct is not None and acct.expose is not None:
             prec = self._kind_precision("expose")
@@ -410,6 +449,8 @@ class OnlineRisk:
                 model=ctx.model,
                 ip=ctx.ip,
                 ip_prefix=_as_str(sig.get("ip_prefix")),
+                asn=_as_str(sig.get("asn")),
+                is_hosting=_as_bool(sig.get("is_hosting")),
                 user_agent=ctx.user_agent,
                 tls_fingerprint=ctx.tls_fingerprint,
                 conversation_id=ctx.conversation_id,
@@ -455,6 +496,8 @@ class OnlineRisk:
                 self._join(kind, value, v, ctx.account_id)
         if cot == _EXPOSE and acct.expose is None:
             self._test_expose(ctx.account_id, acct)
+        if self._scorer is not None:
+            self._score_model(ctx.account_id, acct)
         if self._changed is not None:
             self._changed.add(ctx.account_id)
 
@@ -477,6 +520,26 @@ class OnlineRisk:
             ):
                 member.memberships.append((kind, value))
                 v.cohort.add(a)
+
+    def _score_model(self, account_id: str, acct: _Account) -> None:
+        """The account model on the account's fleet-wide online features (own ⊕ peers), while
+        no batch run has judged the account and only for a fresh one (first contact of a new
+        account; an older account the batch has not seen is a dormant one, whose history the
+        next batch run reads); fires at ``model_at``."""
+        assert self._scorer is not None
+        if not self._unjudged(acct) or not self._fresh(acct, None, acct.first_seen):
+            acct.model = None
+            return
+        state = acct.online
+        if acct.peers is not None:
+            state = state.copy()
+            state.merge(acct.peers)
+        prob, head, top = self._scorer.score(state.get())
+        if prob >= self.model_at:
+            acct.model = (prob, head, top)
+            self._model_fired[account_id] = head
+        else:
+            acct.model = None
 
     def _test_expose(self, account_id: str, acct: _Account) -> None:
         """The reasoning-exposure test on the account's fleet-wide counts (own ⊕ peers)."""
@@ -557,6 +620,8 @@ class OnlineRisk:
             changed = True
         if changed and acct.expose is None:
             self._test_expose(account_id, acct)
+        if changed and self._scorer is not None:
+            self._score_model(account_id, acct)
         return changed
 
     # -- sharing the cohort windows across workers ------------------------------------------
@@ -636,6 +701,7 @@ class OnlineRisk:
         see them); without ``until``, the newest request seen so far stands in for it.
         """
         until = _epoch(getattr(verdicts, "until", None)) or self._last_ts
+        self._until = until
         for kind in self._kind_feedback:
             self._kind_feedback[kind] = [0, 0]
 
@@ -660,6 +726,15 @@ class OnlineRisk:
             fb[1] += value.scanned
         f, s = tally(self._expose_fired)
         self._kind_feedback["expose"] = [f, s]
+        if self._scorer is not None:
+            by_head: dict[str, list[str]] = {}
+            for a, head in self._model_fired.items():
+                by_head.setdefault(head, []).append(a)
+            self._head_feedback = {h: list(tally(accts)) for h, accts in by_head.items()}
+            self._kind_feedback["model"] = [
+                sum(fs[0] for fs in self._head_feedback.values()),
+                sum(fs[1] for fs in self._head_feedback.values()),
+            ]
 
     def stats(self) -> dict[str, Any]:
         """Sizes and the learned term precisions (for metrics and the replay report)."""
@@ -674,8 +749,31 @@ class OnlineRisk:
         }
 
 
+def online_risk(model: str | None = None, *, model_at: float = 0.5) -> OnlineRisk:
+    """The gateway's :class:`OnlineRisk` as configured: ``model`` is the account model its
+    ``model`` term scores new accounts with — ``None`` (the term is off, the default),
+    ``"shipped"`` (the packaged model, :func:`~distillshield.detect.model.load_model`) or a
+    model file written by ``distillshield train``; ``model_at`` the probability it fires at."""
+    if model is None:
+        return OnlineRisk()
+    from pathlib import Path
+
+    from distillshield.detect.model import load_model
+
+    loaded = load_model(None if model == "shipped" else Path(model))
+    return OnlineRisk(account_model=loaded, model_at=model_at)
+
+
 def _as_str(x: Any) -> str | None:
     return None if x is None else str(x)
+
+
+def _as_bool(x: Any) -> bool | None:
+    if x is None or x == "":
+        return None
+    if isinstance(x, str):
+        return x.lower() in ("1", "true", "yes")
+    return bool(x)
 
 
 def _as_float(x: Any) -> float | None:
@@ -696,3 +794,45 @@ def _epoch(until: Any) -> float | None:
         return datetime.fromisoformat(str(until).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+class _ModelTerm:
+    """The batch account model (:class:`~distillshield.detect.model.AccountModel`) on what
+    the gateway knows of an account: its own traffic's features, under the batch names and
+    definitions (:data:`~distillshield.features.online.SHARED_FEATURES`, tested equal).
+
+    What the gateway does not know is read as *unknown* — the model's mean, a contribution of
+    zero — not as "none" (:func:`~distillshield.detect.design.design_row`): the graph
+    features (who shares a card, an address, a staff handle with the account: the batch
+    join), the account facts a key record does not carry (verified, e-mail domain class),
+    ``template_sharing``, the rule score, and the features whose inputs this state is not fed
+    (the declared country, so night share and declared-country share; the address's country
+    and VPN flag).
+    """
+
+    #: online features whose inputs :meth:`OnlineRisk.learn_one` does not feed
+    UNFED: frozenset[str] = frozenset(
+        {"night_share_local", "declared_country_share", "distinct_countries", "vpn_share"}
+    )
+
+    def __init__(self, model: Any) -> None:
+        from distillshield.detect.design import FEATURES, design_row
+        from distillshield.features.online import SHARED_FEATURES
+
+        model.check_features(FEATURES)
+        self.model = model
+        self._features = FEATURES
+        self._design_row = design_row
+        self._columns = tuple(c for c in SHARED_FEATURES if c not in self.UNFED)
+        self._heads = model.head_names
+
+    def score(self, features: Mapping[str, Any]) -> tuple[float, str, str]:
+        """``(probability, winning head, its largest contribution as name=value)``."""
+        record = {c: features.get(c) for c in self._columns}
+        row = self._design_row(record, self._features)
+        prob, contrib, win = self.model.explain_row(row)
+        top = int(contrib.argmax())
+        f = self._features[top]
+        value = record.get(f.column)
+        shown = "null" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
+        return prob, self._heads[win], f"{f.column}={shown}"
