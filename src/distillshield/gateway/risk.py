@@ -46,10 +46,10 @@ verdict refresh (:meth:`OnlineRisk.on_verdicts`), every account on which a term 
 which the batch scan could see (first seen before the verdicts' ``until``) counts as a
 success when batch flagged it and a failure otherwise. A term's risk is the posterior mean
 share of flagged accounts, shrunk twice: per value (``cohort:client=X``; for the model
-term, per head) towards its kind's share, and the kind's share towards ``prior_precision`` with ``prior_strength``
-pseudo-accounts. Before any batch evidence the risk of a fired term is ``prior_precision``
-(0.9: a cohort that improbable is presumed coordinated); a university class behind one
-campus NAT — a true fresh cohort that batch detection does not flag — has its NAT value
+term, per head) towards its kind's share, and the kind's share towards ``prior_precision``
+with ``prior_strength`` pseudo-accounts. Before any batch evidence the risk of a fired term
+is ``prior_precision`` (0.9: a cohort that improbable is presumed coordinated); a university
+class behind one campus NAT — a true fresh cohort that batch detection does not flag — has its NAT value
 cleared after the first batch run that sees it (60 unflagged of 60: ``(0 + 9) / (60 +
 10) = 0.13``), and a kind that fires mostly on accounts batch clears loses its prior too.
 The policy's ``online-risk`` threshold (0.8) then reads as "at least 80 % of the accounts on
