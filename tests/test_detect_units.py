@@ -204,6 +204,15 @@ def test_fit_with_tactics_refuses_unnamed_campaign_rows() -> None:
         AccountModel.fit(x, y, tactics=tactics[:-1], features=feats)
 
 
+def test_fit_with_peers_refuses_features_other_than_the_models() -> None:
+    from distillshield.detect.train import fit_with_peers
+
+    with pytest.raises(DistillShieldError, match="FEATURES' names"):
+        fit_with_peers(
+            pa.table({"label": [0, 1]}), np.array(["g", "g"]), c=0.3, threshold=0.9, features=FEATURES[:-1]
+        )
+
+
 def test_format_1_model_files_still_load_as_one_head() -> None:
     """A model written before heads existed scores exactly as it did."""
     x, y, feats = _toy(3)

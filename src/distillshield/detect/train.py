@@ -31,10 +31,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillshield.backends import get_backend
-from distillshield.detect.design import FEATURES
+from distillshield.detect.design import FEATURES, Feature, feature_names
 from distillshield.detect.model import SINGLE_HEAD, AccountModel
 from distillshield.detect.neighbours import score_with_peers
 from distillshield.detect.scan import SCORING_EDGES, account_table, register_window
+from distillshield.errors import DistillShieldError
 from distillshield.prepare import prepare
 from distillshield.schema import ACCOUNT_LABELS, read_table
 
@@ -102,10 +103,19 @@ def training_groups(scenario: str, table: pa.Table) -> np.ndarray:
 
 
 def fit_with_peers(
-    table: pa.Table, groups: np.ndarray, *, c: float, threshold: float, rounds: int = PEER_ROUNDS
+    table: pa.Table,
+    groups: np.ndarray,
+    *,
+    c: float,
+    threshold: float,
+    rounds: int = PEER_ROUNDS,
+    features: Sequence[Feature] = FEATURES,
 ) -> AccountModel:
     """Fit the account model on a stacked training ``table`` (``label`` column, and ``tactic``
     for one head per tactic; ``groups`` names each row's population: scenario and cut-off).
+    ``features``: :data:`~distillshield.detect.design.FEATURES` under other declared
+    directions (the same names, in order), for experiments on the sign constraints; the design
+    matrix is always built from ``FEATURES``.
 
     ``metadata_peer_score`` is computed from the model's own scores
     (:func:`~distillshield.detect.neighbours.score_with_peers`), so the fit alternates: first
@@ -118,11 +128,13 @@ def fit_with_peers(
         if "tactic" in table.column_names
         else None
     )
+    if feature_names(features) != feature_names(FEATURES):
+        raise DistillShieldError("fit_with_peers: features must be FEATURES' names, in order")
     _, x = score_with_peers(_Zero(), table, features=FEATURES, groups=groups)
-    model = AccountModel.fit(x, y, tactics=tactics, features=FEATURES, c=c, threshold=threshold)
+    model = AccountModel.fit(x, y, tactics=tactics, features=features, c=c, threshold=threshold)
     for _ in range(rounds):
         _, x = score_with_peers(model, table, features=FEATURES, groups=groups)
-        model = AccountModel.fit(x, y, tactics=tactics, features=FEATURES, c=c, threshold=threshold)
+        model = AccountModel.fit(x, y, tactics=tactics, features=features, c=c, threshold=threshold)
     return model
 
 
