@@ -18,6 +18,7 @@ import httpx
 import openai
 import pytest
 
+from distillshield.errors import DistillShieldError
 from distillshield.gateway import (
     Action,
     KeyRecord,
@@ -30,6 +31,7 @@ from distillshield.gateway import (
 from distillshield.gateway._serve import serving
 from distillshield.gateway.config import ConfigError
 from distillshield.gateway.mock_upstream import MockConfig, make_mock_upstream
+from distillshield.gateway.risk import OnlineRisk
 from distillshield.gateway.verdicts import AccountVerdict
 
 GOOD = "sk-good-0001"
@@ -406,3 +408,18 @@ def test_unusable_peers_file_stops_the_start(tmp_path: Path, monkeypatch: pytest
     h = Harness(tmp_path, verify_peers=[str(bad)])
     with pytest.raises(ConfigError, match="verify_peers"):
         asyncio.run(h.gw.startup())
+
+
+def test_the_online_account_model_is_configured_and_a_bad_file_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISTILLSHIELD_ADMIN_TOKEN", ADMIN)
+    monkeypatch.setenv("DISTILLSHIELD_MARK_KEY", "test-mark-key")
+    off = Harness(tmp_path / "off").gw.engine.risk
+    assert isinstance(off, OnlineRisk) and off.account_model is None  # off by default
+    on = Harness(tmp_path / "on", online_model="shipped", online_model_at=0.7).gw.engine.risk
+    assert isinstance(on, OnlineRisk) and on.account_model is not None and on.model_at == 0.7
+    assert "model" in on.stats()["kinds"]
+    missing = tmp_path / "no-such-model.json"
+    with pytest.raises(DistillShieldError, match=re.escape("no-such-model.json")):
+        Harness(tmp_path / "bad", online_model=str(missing))
