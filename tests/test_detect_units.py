@@ -15,11 +15,13 @@ from distillshield.detect import AccountModel, load_model
 from distillshield.detect.campaigns import MERGE_MIN_EDGES, _cluster, campaign_id_for
 from distillshield.detect.design import (
     FEATURES,
+    HEAD_DIRECTIONS,
     PSEUDO_REQUESTS,
     Feature,
     design_matrix,
     design_row,
     feature_names,
+    head_features,
 )
 from distillshield.detect.graph import graph_features
 from distillshield.detect.neighbours import PEER_COLUMN, SHARED_COLUMN, peer_scores, score_with_peers
@@ -204,6 +206,34 @@ def test_fit_with_tactics_refuses_unnamed_campaign_rows() -> None:
         AccountModel.fit(x, y, tactics=tactics[:-1], features=feats)
 
 
+def test_a_head_may_override_a_declared_direction() -> None:
+    """ "young" is declared +1; an exception for the agent head lets its data say "older is
+    more suspicious" there, and only there; a typo in the exception is an error."""
+    x, y, tactics, feats = _two_tactics(2)
+    older_agents = np.where(tactics == "agent", -3.0, 0.0)
+    x = x.copy()
+    x[:, 1] += np.where(y == 1, older_agents, 0.0)
+    plain = AccountModel.fit(x, y, tactics=tactics, features=feats, c=1.0)
+    freed = AccountModel.fit(
+        x, y, tactics=tactics, features=feats, c=1.0, head_directions={"agent": {"young": 0}}
+    )
+    assert plain.heads[0].coef[1] == pytest.approx(0.0, abs=1e-9)  # clamped by the declared sign
+    assert freed.heads[0].coef[1] < -0.5  # the agent head reads it the other way
+    assert freed.heads[1].coef == plain.heads[1].coef  # the other head is unchanged
+    with pytest.raises(DistillShieldError, match="unknown features"):
+        AccountModel.fit(x, y, tactics=tactics, features=feats, head_directions={"agent": {"yuong": 0}})
+    with pytest.raises(DistillShieldError, match="must be -1, 0 or 1"):
+        AccountModel.fit(x, y, tactics=tactics, features=feats, head_directions={"agent": {"young": 2}})
+
+
+def test_the_shipped_head_directions_name_real_features_and_heads() -> None:
+    assert set(HEAD_DIRECTIONS) <= set(load_model().head_names)
+    for head in HEAD_DIRECTIONS:
+        lifted = {f.name: f.direction for f in head_features(head)}
+        assert all(lifted[n] == d for n, d in HEAD_DIRECTIONS[head].items())
+    assert head_features("no-such-head") == FEATURES
+
+
 def test_fit_with_peers_refuses_features_other_than_the_models() -> None:
     from distillshield.detect.train import fit_with_peers
 
@@ -259,8 +289,9 @@ def test_shipped_model_matches_the_feature_list() -> None:
     assert "default" not in trained_on  # evaluated on default: never fitted on it
     assert len(m.heads) >= 2, "one head per tactic the training scenarios simulate"
     for head in m.heads:
-        for f, c in zip(FEATURES, head.coef, strict=True):
+        for f, c in zip(head_features(head.name), head.coef, strict=True):
             assert c * f.direction >= -1e-9, (head.name, f.name)
+    assert m.provenance["head_directions"] == {h: dict(d) for h, d in HEAD_DIRECTIONS.items()}
 
 
 # ----------------------------------------------------------------------------------- novelty and reasons

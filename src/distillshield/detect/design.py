@@ -14,6 +14,7 @@ The list is the model's contract: the shipped model file stores the feature name
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,15 @@ import pyarrow.compute as pc
 
 from distillshield.linking.edges import EDGE_KINDS
 
-__all__ = ["FEATURES", "Feature", "design_matrix", "design_row", "feature_names"]
+__all__ = [
+    "FEATURES",
+    "HEAD_DIRECTIONS",
+    "Feature",
+    "design_matrix",
+    "design_row",
+    "feature_names",
+    "head_features",
+]
 
 Transform = Literal["raw", "log1p", "onehot", "bool"]
 
@@ -151,6 +160,40 @@ FEATURES: tuple[Feature, ...] = (
     # the hand-written detection rules (scoring/rules/*.yaml): their combined weight
     _f("rule_score", direction=+1),
 )
+
+
+#: Per-tactic exceptions to the declared directions: ``{head: {feature name: direction}}``.
+#: A hydra reseller "spreads traffic so each account looks like a light user" (the public
+#: reports, ../shared/docs/MISSION.md): for that tactic per-account volume is evidence in
+#: either direction — a light account is as much its signature as a heavy one is a
+#: harvester's elsewhere — so its head may weigh volume either way. The other heads keep
+#: "more is more suspicious": lifting the sign for every head taught them "light accounts
+#: are suspicious", a constant of the training scenarios' size that cost recall on heavier
+#: accounts at seed scale (docs/results.md, "Per-account volume without a declared
+#: direction"); a hydra's accounts are light at every scale.
+HEAD_DIRECTIONS: Mapping[str, Mapping[str, int]] = {
+    "hydra_reseller": {"log_requests": 0, "log_requests_per_day": 0},
+}
+
+
+def head_features(
+    head: str,
+    features: Sequence[Feature] = FEATURES,
+    directions: Mapping[str, Mapping[str, int]] = HEAD_DIRECTIONS,
+) -> tuple[Feature, ...]:
+    """``features`` with ``head``'s exceptions to the declared directions applied (an unknown
+    feature name in ``directions`` is an error: a typo must not silently keep a sign)."""
+    override = directions.get(head, {})
+    known = {f.name for f in features}
+    unknown = sorted(set(override) - known)
+    if unknown:
+        raise KeyError(f"direction override for head {head!r} names unknown features {unknown}")
+    bad = {n: d for n, d in override.items() if d not in (-1, 0, 1)}
+    if bad:
+        raise ValueError(f"direction override for head {head!r}: directions must be -1, 0 or 1, got {bad}")
+    return tuple(
+        dataclasses.replace(f, direction=override[f.name]) if f.name in override else f for f in features
+    )
 
 
 def feature_names(features: Sequence[Feature] = FEATURES) -> list[str]:

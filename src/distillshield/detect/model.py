@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from distillshield.detect.design import FEATURES, Feature, feature_names
+from distillshield.detect.design import FEATURES, Feature, feature_names, head_features
 from distillshield.errors import DistillShieldError
 
 __all__ = ["AccountModel", "Head", "default_model_path", "load_model"]
@@ -177,6 +177,7 @@ class AccountModel:
         c: float = 0.3,
         threshold: float = 0.5,
         provenance: dict[str, Any] | None = None,
+        head_directions: Mapping[str, Mapping[str, int]] | None = None,
     ) -> AccountModel:
         """Fit on a design matrix and 0/1 labels: one L2-regularised, sign-constrained logistic
         regression per tactic.
@@ -186,8 +187,10 @@ class AccountModel:
         is one head, :data:`SINGLE_HEAD`, on every row. A head minimises the mean log loss plus
         ``||w||^2 / (2 C n)`` (scikit-learn's convention for ``C``; ``n`` its rows) with each
         coefficient bounded to its feature's declared ``direction``
-        (:class:`~distillshield.detect.design.Feature`), by L-BFGS-B. Inputs are standardised
-        first, over all rows, so ``C`` weighs every feature alike.
+        (:class:`~distillshield.detect.design.Feature`), by L-BFGS-B; ``head_directions``
+        (``{head: {feature: direction}}``, e.g.
+        :data:`~distillshield.detect.design.HEAD_DIRECTIONS`) overrides a direction for one
+        head. Inputs are standardised first, over all rows, so ``C`` weighs every feature alike.
         """
         if x.shape[0] != y.shape[0] or x.shape[1] != len(features):
             raise DistillShieldError(
@@ -211,7 +214,11 @@ class AccountModel:
         heads = []
         for name in sorted({str(t) for t in names[positive]}):
             rows = ~positive | (positive & (names == name))
-            coef, intercept = _fit_head(z[rows], positive[rows].astype(np.float64), features, c)
+            try:
+                feats = head_features(name, features, head_directions or {})
+            except (KeyError, ValueError) as exc:
+                raise DistillShieldError(f"fit: {exc}") from exc
+            coef, intercept = _fit_head(z[rows], positive[rows].astype(np.float64), feats, c)
             heads.append(Head(name=name, coef=tuple(float(v) for v in coef), intercept=intercept))
         return cls(
             features=tuple(feature_names(features)),

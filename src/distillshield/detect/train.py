@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillshield.backends import get_backend
-from distillshield.detect.design import FEATURES, Feature, feature_names
+from distillshield.detect.design import FEATURES, HEAD_DIRECTIONS, Feature, feature_names
 from distillshield.detect.model import SINGLE_HEAD, AccountModel
 from distillshield.detect.neighbours import score_with_peers
 from distillshield.detect.scan import SCORING_EDGES, account_table, register_window
@@ -110,12 +110,14 @@ def fit_with_peers(
     threshold: float,
     rounds: int = PEER_ROUNDS,
     features: Sequence[Feature] = FEATURES,
+    head_directions: Mapping[str, Mapping[str, int]] = HEAD_DIRECTIONS,
 ) -> AccountModel:
     """Fit the account model on a stacked training ``table`` (``label`` column, and ``tactic``
     for one head per tactic; ``groups`` names each row's population: scenario and cut-off).
     ``features``: :data:`~distillshield.detect.design.FEATURES` under other declared
     directions (the same names, in order), for experiments on the sign constraints; the design
-    matrix is always built from ``FEATURES``.
+    matrix is always built from ``FEATURES``. ``head_directions``: per-tactic exceptions to
+    the declared directions (default :data:`~distillshield.detect.design.HEAD_DIRECTIONS`).
 
     ``metadata_peer_score`` is computed from the model's own scores
     (:func:`~distillshield.detect.neighbours.score_with_peers`), so the fit alternates: first
@@ -131,10 +133,20 @@ def fit_with_peers(
     if feature_names(features) != feature_names(FEATURES):
         raise DistillShieldError("fit_with_peers: features must be FEATURES' names, in order")
     _, x = score_with_peers(_Zero(), table, features=FEATURES, groups=groups)
-    model = AccountModel.fit(x, y, tactics=tactics, features=features, c=c, threshold=threshold)
+    model = AccountModel.fit(
+        x, y, tactics=tactics, features=features, c=c, threshold=threshold, head_directions=head_directions
+    )
     for _ in range(rounds):
         _, x = score_with_peers(model, table, features=FEATURES, groups=groups)
-        model = AccountModel.fit(x, y, tactics=tactics, features=features, c=c, threshold=threshold)
+        model = AccountModel.fit(
+            x,
+            y,
+            tactics=tactics,
+            features=features,
+            c=c,
+            threshold=threshold,
+            head_directions=head_directions,
+        )
     return model
 
 
@@ -208,6 +220,7 @@ def train(
             "positives": int(y_all.sum()),
             "positives_per_head": _per_head(stacked),
             "peer_rounds": PEER_ROUNDS,
+            "head_directions": {h: dict(d) for h, d in HEAD_DIRECTIONS.items()},
         },
     )
     model.save(out)
