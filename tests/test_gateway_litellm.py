@@ -1004,3 +1004,14 @@ print(json.dumps({"seen": seen, "env": os.environ.get("LITELLM_LOCAL_MODEL_COST_
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["env"] == "True"
     assert result["seen"] == [], result["seen"]
+
+
+def test_the_guardrail_takes_the_online_account_model_from_the_gateway_config(tmp_path: Path) -> None:
+    from distillshield.gateway.risk import OnlineRisk
+
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text('online_model = "shipped"\nonline_model_at = 0.6\n', encoding="utf-8")
+    on = engine_from_config(cfg)
+    assert isinstance(on.risk, OnlineRisk) and on.risk.account_model is not None and on.risk.model_at == 0.6
+    off = engine_from_config(None)
+    assert isinstance(off.risk, OnlineRisk) and off.risk.account_model is None
