@@ -530,10 +530,9 @@ class OnlineRisk:
         if not self._unjudged(acct) or not self._fresh(acct, None, acct.first_seen):
             acct.model = None
             return
-        state = acct.online
-        if acct.peers is not None:
-            state = state.copy()
-            state.merge(acct.peers)
+        # the own state as is when no peer's is known (the common case: no copy)
+        state = acct.online if acct.peers is None else self.fleet_state(account_id)
+        assert state is not None
         prob, head, top = self._scorer.score(state.get())
         if prob >= self.model_at:
             acct.model = (prob, head, top)
@@ -684,7 +683,8 @@ class OnlineRisk:
 
     def fleet_state(self, account_id: str) -> AccountOnline | None:
         """The account's fleet view, own ⊕ peers, as a new state (``None``: never served here).
-        Builds a copy (a few hundred µs): for reports and tests, not the request path."""
+        Builds a copy (a few hundred µs): for reports, tests and the model term (after the
+        answer), not the request path."""
         acct = self._accounts.get(account_id)
         if acct is None:
             return None
