@@ -386,6 +386,34 @@ def test_risk_configuration_is_checked() -> None:
         OnlineRisk(account_model=load_model(), model_at=1.0)
 
 
+def test_the_online_state_holds_at_most_max_accounts_and_forgets_the_least_recently_active() -> None:
+    """In process (nothing shared): the bound holds, the account whose last request is oldest
+    goes first, a forgotten account starts again as new, and the evidence it carried leaves
+    the batch feedback with it (it is no longer counted, on either side)."""
+    accounts = {f"a{i}": Acct(created_at=T0 - DAY) for i in range(4)}
+    risk = OnlineRisk(max_accounts=2, account_model=load_model())
+    eng = _engine(None, accounts, risk=risk)
+    _agentic_session(eng, "a0", T0, 6, rotate_ips=True)  # the model term fires on a0
+    _serve(eng, _ctx("a1", T0 + 300))
+    _serve(eng, _ctx("a0", T0 + 400))  # a0 is now the more recently active
+    assert risk.n_accounts == 2 and risk.forgotten == 0
+    _serve(eng, _ctx("a2", T0 + 500))  # a third account: a1 (oldest last request) goes
+    assert risk.n_accounts == 2 and risk.forgotten == 1
+    assert risk.fleet_state("a1") is None and risk.fleet_state("a0") is not None
+    _serve(eng, _ctx("a3", T0 + 600))  # now a0 goes, with the model term it carried
+    assert risk.fleet_state("a0") is None and risk.forgotten == 2
+    eng.set_verdicts(
+        VerdictSet(accounts={"a0": AccountVerdict("flagged", None, 0.95)}, until="2026-02-03T00:00:00+00:00")
+    )
+    assert risk.stats()["kinds"]["model"]["flagged"] == 0  # a0 is not counted: it was forgotten
+    _serve(eng, _ctx("a0", T0 + 700))
+    state = risk.fleet_state("a0")
+    assert state is not None and state.get()["n_requests"] == 1  # history gone in process
+    assert risk.stats()["accounts_forgotten"] == 3  # a2 made room for a0
+    with pytest.raises(ValueError, match="max_accounts"):
+        OnlineRisk(max_accounts=0)
+
+
 def _agentic_session(eng: Engine, account: str, t: float, n: int, *, rotate_ips: bool) -> list[Any]:
     """An agent loop: long, growing contexts for short answers, a reasoning model, seconds apart."""
     out = []

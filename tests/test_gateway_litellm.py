@@ -1010,8 +1010,12 @@ def test_the_guardrail_takes_the_online_account_model_from_the_gateway_config(tm
     from distillshield.gateway.risk import OnlineRisk
 
     cfg = tmp_path / "gateway.toml"
-    cfg.write_text('online_model = "shipped"\nonline_model_at = 0.6\n', encoding="utf-8")
+    cfg.write_text(
+        'online_model = "shipped"\nonline_model_at = 0.6\nonline_max_accounts = 5000\n', encoding="utf-8"
+    )
     on = engine_from_config(cfg)
     assert isinstance(on.risk, OnlineRisk) and on.risk.account_model is not None and on.risk.model_at == 0.6
+    assert on.risk.max_accounts == 5000
     off = engine_from_config(None)
     assert isinstance(off.risk, OnlineRisk) and off.risk.account_model is None
+    assert off.risk.max_accounts == 200_000

@@ -536,6 +536,48 @@ def test_restart_keeps_history_without_double_counting(
     asyncio.run(run())
 
 
+def test_an_account_forgotten_under_the_memory_bound_comes_back_with_its_history(
+    tmp_path: Path, backend: tuple[str, RedisServer | None]
+) -> None:
+    """With a shared store, ``online_max_accounts`` costs no history: an account with changes
+    not yet written is kept past the bound until the sync writes them, and a forgotten
+    account's next request adopts its own blob back (as a restart does), first-seen time
+    included, without counting anything twice."""
+
+    async def run() -> None:
+        async with fleet_of(tmp_path, backend) as fleet:
+            accounts = ["acct_1", "acct_2", "acct_3", "acct_4"]
+            await fleet.add_keys(accounts)
+            gw = fleet.worker("w-a", online_max_accounts=2)
+            risk = _risk(gw)
+            for i in range(3):
+                fleet.clock.now = T0 + 10.0 * i
+                await fleet.send(gw, "acct_1", PROMPTS[i])
+            fleet.clock.now = T0 + 40.0
+            await fleet.send(gw, "acct_2", PLAIN)
+            await fleet.send(gw, "acct_3", PLAIN)
+            assert risk.n_accounts == 3 and risk.forgotten == 0  # nothing written yet: nothing forgotten
+            await gw.sync_online()
+            fleet.clock.now = T0 + 50.0
+            await fleet.send(gw, "acct_4", PLAIN)
+            assert risk.n_accounts == 2 and risk.forgotten == 2  # written: the two oldest go
+            assert risk.fleet_state("acct_1") is None
+            fleet.clock.now = T0 + 60.0
+            await fleet.send(gw, "acct_1", PLAIN)
+            assert _feats(risk.fleet_state("acct_1"))["n_requests"] == 1  # not synced yet
+            await gw.sync_online()
+            await gw.sync_online()  # read again: still no double count
+            assert _feats(risk.fleet_state("acct_1"))["n_requests"] == 4
+            assert _feats(risk.fleet_state("acct_1"))["cot_expose_share"] == pytest.approx(1 / 4)
+            assert risk._accounts["acct_1"].first_seen == T0  # adopted with its history
+            assert _stored_counts(await fleet.store().get_online("acct_1")) == {"w-a": 4}
+            metrics = gw.render_metrics().decode()
+            assert "distillshield_online_accounts 2.0" in metrics
+            assert "distillshield_online_accounts_forgotten 3.0" in metrics
+
+    asyncio.run(run())
+
+
 # ------------------------------------------------------------------------------------ (d)
 
 

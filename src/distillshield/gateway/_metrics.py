@@ -38,6 +38,8 @@ GAUGE_MODES: dict[str, _Mode] = {
     "distillshield_log_pending": "livesum",
     "distillshield_log_sink_errors": "sum",
     "distillshield_in_flight": "livesum",
+    "distillshield_online_accounts": "livesum",  # per-account online states held now
+    "distillshield_online_accounts_forgotten": "sum",  # dropped by max_accounts since start
 }
 
 _LIVE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
@@ -182,6 +184,14 @@ class GatewayMetrics:
         )
         self.log_sink_errors = _gauge(
             "distillshield_log_sink_errors", "Exchange log sink failures", registry=r
+        )
+        self.online_accounts = _gauge(
+            "distillshield_online_accounts", "Per-account online states held in memory", registry=r
+        )
+        self.online_accounts_forgotten = _gauge(
+            "distillshield_online_accounts_forgotten",
+            "Per-account online states dropped by the online_max_accounts bound",
+            registry=r,
         )
         self.in_flight = _gauge(
             "distillshield_in_flight", "Proxied requests in the gateway (admission control)", registry=r

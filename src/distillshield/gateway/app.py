@@ -303,7 +303,9 @@ class Gateway:
         self.engine = engine or Engine(
             policy,
             account_facts=self._account_facts,
-            risk=online_risk(config.online_model, model_at=config.online_model_at),
+            risk=online_risk(
+                config.online_model, model_at=config.online_model_at, max_accounts=config.online_max_accounts
+            ),
         )
         if engine is not None:
             self.engine.set_policy(policy)
@@ -988,6 +990,10 @@ class Gateway:
             self.metrics.log_appended.set(getattr(st, "appended", 0))
             self.metrics.log_pending.set(getattr(st, "pending", 0))
             self.metrics.log_sink_errors.set(getattr(st, "sink_errors", 0))
+        risk = self.engine.risk
+        if isinstance(risk, OnlineRisk):
+            self.metrics.online_accounts.set(risk.n_accounts)
+            self.metrics.online_accounts_forgotten.set(risk.forgotten)
 
     def render_metrics(self) -> bytes:
         """The Prometheus exposition, with the log's counters read at scrape time (with

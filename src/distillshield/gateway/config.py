@@ -49,6 +49,12 @@ class GatewayConfig(BaseModel):
         "judged them: 'shipped', a model file, or unset (off; docs/gateway-evaluation.md measures why)",
     )
     online_model_at: float = Field(0.5, gt=0, lt=1, description="probability at which that term fires")
+    online_max_accounts: int = Field(
+        200_000,
+        ge=1,
+        description="per-account online states a worker holds (about 6-18 KiB each); the least "
+        "recently active is forgotten first (docs/gateway.md, 'Memory')",
+    )
     store: str = Field("memory://", description="memory:// (one process) or redis://host:port/db")
     store_timeout_s: float = Field(0.05, gt=0, description="per-call Redis timeout on the request path")
     policy: str | None = Field(None, description="policy YAML (default: the shipped default policy)")

@@ -197,7 +197,9 @@ def _engine_and_settings(path: str | Path | None) -> tuple[DecisionEngine, _Sett
 
     engine = Engine(
         load_policy(cfg.policy or DEFAULT_POLICY),
-        risk=online_risk(cfg.online_model, model_at=cfg.online_model_at),
+        risk=online_risk(
+            cfg.online_model, model_at=cfg.online_model_at, max_accounts=cfg.online_max_accounts
+        ),
     )
     if cfg.verdicts:
         from distillshield.gateway.verdicts import build_verdicts

@@ -71,8 +71,18 @@ Thresholds and why:
 
 Memory: per account its :class:`~distillshield.features.online.AccountOnline` state (the
 online features, also used for reason codes), its first-seen time and at most
-``max_memberships`` cohort memberships; per value its users within the window and its
-batch feedback (at most ``max_values`` values, least recently used dropped first).
+``max_memberships`` cohort memberships — at most ``max_accounts`` accounts, the one whose
+last request is oldest forgotten first; per value its users within the window and its batch
+feedback (at most ``max_values`` values, least recently used dropped first). Why a bound:
+an account costs about 6 KiB of memory after one request and 13–18 KiB after 20–200
+(``bench/bench_online_memory.py``, docs/gateway.md "Memory"), so a provider's whole customer
+base does not fit one process; a worker holds its recently active accounts. What forgetting
+costs: in process, the forgotten account's history (it starts again as new on its next
+request: first seen then, so also *unjudged* until the next batch horizon, which only lets
+the model term look at it again while the account is fresh); with a shared store nothing
+— an account is forgotten only after its state was written (never while it has changes the
+next sync has not sent), and on its return the worker adopts its own blob back, as after a
+restart (:meth:`OnlineRisk.merge_shared`), first-seen time included.
 
 Across workers (docs/gateway.md, "Online state across workers"): an account's state here is
 *this worker's own* events; :meth:`OnlineRisk.merge_shared` takes the other workers' states
@@ -258,7 +268,8 @@ class OnlineRisk:
     default): ``cohort_kinds`` (subset of :data:`COHORT_KINDS`), ``window_s``,
     ``fresh_days``, ``alpha``, ``prior_precision``, ``prior_strength``, ``grain_s`` (how
     often a user's last use is re-stamped in a value's window), ``max_values``,
-    ``max_memberships``, ``max_cohort`` (accounts remembered per value for feedback) and
+    ``max_memberships``, ``max_cohort`` (accounts remembered per value for feedback),
+    ``max_accounts`` (per-account states held; least recently active forgotten first) and
     ``online_config`` (:class:`~distillshield.features.online.OnlineConfig` of the
     per-account states).
 
@@ -281,6 +292,7 @@ class OnlineRisk:
         max_values: int = 200_000,
         max_memberships: int = 8,
         max_cohort: int = 4096,
+        max_accounts: int = 200_000,
         online_config: OnlineConfig | None = None,
         account_model: Any = None,
         model_at: float = 0.5,
@@ -293,6 +305,8 @@ class OnlineRisk:
             raise ValueError("prior_precision and alpha must lie in (0, 1), prior_strength above 0")
         if not 0.0 < model_at < 1.0:
             raise ValueError(f"model_at must lie in (0, 1), got {model_at}")
+        if max_accounts < 1:
+            raise ValueError(f"max_accounts must be at least 1, got {max_accounts}")
         self.cohort_kinds = kinds
         self.window_s = float(window_s)
         self.fresh_days = float(fresh_days)
@@ -303,8 +317,11 @@ class OnlineRisk:
         self.max_values = int(max_values)
         self.max_memberships = int(max_memberships)
         self.max_cohort = int(max_cohort)
+        self.max_accounts = int(max_accounts)
         self.online_config = online_config or OnlineConfig()
-        self._accounts: dict[str, _Account] = {}
+        # least recently active first (learn_one moves an account to the end)
+        self._accounts: OrderedDict[str, _Account] = OrderedDict()
+        self.forgotten = 0  # accounts dropped by the max_accounts bound
         self._values: OrderedDict[tuple[str, str], _Value] = OrderedDict()
         self._active = _Recent()  # every account active in the window: the fresh base rate
         self._requests = 0
@@ -326,6 +343,12 @@ class OnlineRisk:
         # values fresh accounts used (whose fleet counts the cohort test needs)
         self._stamped: dict[tuple[str, str], dict[str, tuple[float, bool]]] | None = None
         self._wanted: set[tuple[str, str]] = set()
+
+    @property
+    def n_accounts(self) -> int:
+        """Per-account states held (at most ``max_accounts``, see "Memory"). Not ``__len__``:
+        an empty model would be falsy, and ``risk or OnlineRisk()`` would replace it."""
+        return len(self._accounts)
 
     # -- helpers ---------------------------------------------------------------------------
     def _kind_precision(self, kind: str) -> float:
@@ -441,6 +464,10 @@ class OnlineRisk:
             acct = self._accounts[ctx.account_id] = _Account(
                 AccountOnline(self.online_config, created_at=created), ts, created
             )
+            if len(self._accounts) > self.max_accounts:
+                self._forget()
+        else:
+            self._accounts.move_to_end(ctx.account_id)
         fresh = self._fresh(acct, None, ts)
         cot = sig.get("cot_elicit")
         acct.online.update(
@@ -500,6 +527,20 @@ class OnlineRisk:
             self._score_model(ctx.account_id, acct)
         if self._changed is not None:
             self._changed.add(ctx.account_id)
+
+    def _forget(self) -> None:
+        """Drop least recently active accounts down to ``max_accounts`` (see the module
+        docstring, "Memory"). An account with changes the next sync has not written yet is
+        kept — and so is every more recent one, this round: the bound is exceeded by at most
+        the accounts of one sync interval."""
+        while len(self._accounts) > self.max_accounts:
+            victim = next(iter(self._accounts))
+            if self._changed is not None and victim in self._changed:
+                return
+            del self._accounts[victim]
+            self._expose_fired.discard(victim)
+            self._model_fired.pop(victim, None)
+            self.forgotten += 1
 
     def _join(self, kind: str, value: str, v: _Value, account_id: str | None) -> None:
         """A significant cohort on ``value``: when it first is, every fresh user this worker
@@ -600,6 +641,8 @@ class OnlineRisk:
             state = self._decode(account_id, worker, previous, acct) if previous is not None else None
             if state is not None:
                 acct.online.merge(state)
+                if state.gaps.n:  # adopted history (a restart, or an account forgotten here)
+                    acct.first_seen = min(acct.first_seen, state.gaps.first_us / 1e6)
                 changed = True
         digests = {
             w: hashlib.blake2b(blob, digest_size=16).digest() for w, blob in states.items() if w != worker
@@ -740,6 +783,7 @@ class OnlineRisk:
         """Sizes and the learned term precisions (for metrics and the replay report)."""
         return {
             "accounts": len(self._accounts),
+            "accounts_forgotten": self.forgotten,
             "values": len(self._values),
             "fresh_base": round(self._base_fresh(), 4),
             "kinds": {
@@ -749,19 +793,22 @@ class OnlineRisk:
         }
 
 
-def online_risk(model: str | None = None, *, model_at: float = 0.5) -> OnlineRisk:
+def online_risk(
+    model: str | None = None, *, model_at: float = 0.5, max_accounts: int = 200_000
+) -> OnlineRisk:
     """The gateway's :class:`OnlineRisk` as configured: ``model`` is the account model its
     ``model`` term scores new accounts with — ``None`` (the term is off, the default),
     ``"shipped"`` (the packaged model, :func:`~distillshield.detect.model.load_model`) or a
-    model file written by ``distillshield train``; ``model_at`` the probability it fires at."""
+    model file written by ``distillshield train``; ``model_at`` the probability it fires at;
+    ``max_accounts`` the per-account states held (module docstring, "Memory")."""
     if model is None:
-        return OnlineRisk()
+        return OnlineRisk(max_accounts=max_accounts)
     from pathlib import Path
 
     from distillshield.detect.model import load_model
 
     loaded = load_model(None if model == "shipped" else Path(model))
-    return OnlineRisk(account_model=loaded, model_at=model_at)
+    return OnlineRisk(account_model=loaded, model_at=model_at, max_accounts=max_accounts)
 
 
 def _as_str(x: Any) -> str | None:
