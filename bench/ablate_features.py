@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from distillshield.detect.design import FEATURES
+from distillshield.detect.design import FEATURES, HEAD_DIRECTIONS
 from distillshield.detect.model import load_model
 from distillshield.detect.train import fit_with_peers, training_groups, training_scenarios, training_table
 from distillshield.simulate import load_scenario
@@ -71,6 +71,7 @@ def main() -> None:
             "name": "account-lr-ablation",
             "blanked": blank,
             "free": sorted(free),
+            "head_directions": {h: dict(d) for h, d in HEAD_DIRECTIONS.items()},
             "rows": stacked.num_rows,
         },
     )

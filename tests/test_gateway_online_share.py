@@ -335,6 +335,48 @@ def test_exposure_fires_on_fleet_evidence_no_worker_has_alone(
     asyncio.run(run())
 
 
+def test_the_account_model_term_scores_the_fleet_view(
+    tmp_path: Path, backend: tuple[str, RedisServer | None]
+) -> None:
+    """The opt-in account-model term (``online_model``) on a fresh account whose traffic moved
+    from one worker to another half-way (time-disjoint halves: the merged state is exact):
+    before a sync each worker scores its own half; after, both score what one worker that
+    saw everything scores."""
+
+    async def run() -> None:
+        async with fleet_of(tmp_path, backend) as fleet:
+            created = {"acct_m": T0 - 2 * 86_400.0}
+            await fleet.add_keys(["acct_m"], created)
+            cfg = {"online_model": "shipped", "online_model_at": 0.001}  # record every score
+            a, b = fleet.worker("w-a", **cfg), fleet.worker("w-b", **cfg)
+            solo_store = MemoryStore()
+            await fleet.add_keys(["acct_m"], created, store=solo_store)
+            solo = fleet.worker("w-solo", store=solo_store, online_sync_s=0, **cfg)
+            for i in range(10):
+                fleet.clock.now = T0 + 7.0 * i
+                for gw in (a if i < 5 else b, solo):
+                    r = await fleet.send(
+                        gw, "acct_m", PROMPTS[i % len(PROMPTS)], ip=f"198.51.100.{i}", turns=1 + i % 3
+                    )
+                    assert r.status_code in (200, 403)
+
+            def model(gw: Any) -> tuple[float, str, str]:
+                got = _risk(gw)._accounts["acct_m"].model
+                assert got is not None
+                return got
+
+            want = model(solo)
+            assert model(a)[0] != pytest.approx(want[0]) and model(b)[0] != pytest.approx(want[0])
+            await a.sync_online()
+            await b.sync_online()
+            await a.sync_online()
+            for gw in (a, b):
+                prob, head, _ = model(gw)
+                assert head == want[1] and prob == pytest.approx(want[0], rel=1e-9)
+
+    asyncio.run(run())
+
+
 def test_exposure_stays_quiet_without_sharing(tmp_path: Path) -> None:
     """The control of the test above: the same traffic with sharing off never fires."""
 
