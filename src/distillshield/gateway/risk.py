@@ -79,10 +79,12 @@ an account costs about 6 KiB of memory after one request and 13–18 KiB after 2
 base does not fit one process; a worker holds its recently active accounts. What forgetting
 costs: in process, the forgotten account's history (it starts again as new on its next
 request: first seen then, so also *unjudged* until the next batch horizon, which only lets
-the model term look at it again while the account is fresh); with a shared store nothing
-— an account is forgotten only after its state was written (never while it has changes the
-next sync has not sent), and on its return the worker adopts its own blob back, as after a
-restart (:meth:`OnlineRisk.merge_shared`), first-seen time included.
+the model term look at it again while the account is fresh); with a shared store, none of
+its features — an account is forgotten only after its state was written (never while it has
+changes the next sync has not sent), and on its return the worker adopts its own blob back,
+as after a restart (:meth:`OnlineRisk.merge_shared`), first-seen time included, and the
+exposure test and model term run again on it. Its fresh-account cohort memberships are not in
+the blob and are lost (its values' current windows judge it again).
 
 Across workers (docs/gateway.md, "Online state across workers"): an account's state here is
 *this worker's own* events; :meth:`OnlineRisk.merge_shared` takes the other workers' states
