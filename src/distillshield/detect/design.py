@@ -171,8 +171,16 @@ FEATURES: tuple[Feature, ...] = (
 #: are suspicious", a constant of the training scenarios' size that cost recall on heavier
 #: accounts at seed scale (docs/results.md, "Per-account volume without a declared
 #: direction"); a hydra's accounts are light at every scale.
+#: Agentic extraction harvests through agent loops — long multi-turn sessions with tool
+#: results — so for that tactic follow-up turns are the tactic itself, not the mark of a real
+#: conversation that ``multi_turn_share``'s declared direction (more is less suspicious)
+#: encodes for every other: its head may weigh them either way. It learns them as evidence
+#: (+1.2 per unit), which is what tells its campaigns from a benchmark researcher's
+#: single-turn burst to a reasoning model (docs/results.md, "Agentic extraction may weigh
+#: follow-up turns either way").
 HEAD_DIRECTIONS: Mapping[str, Mapping[str, int]] = {
     "hydra_reseller": {"log_requests": 0, "log_requests_per_day": 0},
+    "agentic_extraction": {"multi_turn_share": 0},
 }
 
 
