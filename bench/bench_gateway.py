@@ -86,7 +86,11 @@ FLOORS = ("floor-httpx", "floor-aiohttp")
 #: rates look like when the excess is turned away with 503 instead of queued.
 #: ``gateway-redis-nosync`` is ``gateway-redis`` with ``online_sync_s = 0`` (no background sharing
 #: of per-account online state), showing what the sharing costs.
-VARIANTS = ("gateway-httpx-h11", "gateway-admit", "gateway-redis-nosync")
+#: ``gateway-model`` is ``gateway-memory`` with the opt-in online account-model term on
+#: (``online_model = "shipped"``) and every account created two days before the run, so every
+#: account is fresh and no batch run has judged it: the term scores every answered request
+#: (its worst case; with real traffic only new accounts pay it).
+VARIANTS = ("gateway-httpx-h11", "gateway-admit", "gateway-redis-nosync", "gateway-model")
 #: ``max_in_flight``, ``max_queued``, ``queue_timeout_s`` of ``gateway-admit``.
 ADMIT = (32, 32, 0.05)
 MODEL = "mock-field"
@@ -196,6 +200,17 @@ def write_fixtures(work: Path, mock_url: str, redis_url: str) -> dict[str, Path]
     out["gateway-httpx-h11"] = work / "gateway-httpx-h11.toml"
     out["gateway-httpx-h11"].write_text(
         memory_common + f'upstream_client = "httpx"\nlog_dir = "{work / "log-httpx-h11"}"\n'
+    )
+    # every account fresh (created two days ago, by the wall clock the gateway reads too)
+    fresh_keys = work / "keys-fresh.jsonl"
+    created = time.time() - 2 * 86_400.0
+    with keys.open(encoding="utf-8") as src, fresh_keys.open("w", encoding="utf-8") as dst:
+        for line in src:
+            dst.write(json.dumps({**json.loads(line), "created_at": created}) + "\n")
+    out["gateway-model"] = work / "gateway-model.toml"
+    out["gateway-model"].write_text(
+        memory_common.replace(f'keys_file = "{keys}"', f'keys_file = "{fresh_keys}"')
+        + f'online_model = "shipped"\nlog_dir = "{work / "log-model"}"\n'
     )
     out["gateway-admit"] = work / "gateway-admit.toml"
     out["gateway-admit"].write_text(
