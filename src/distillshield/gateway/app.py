@@ -140,8 +140,9 @@ class _Timing:
 
 
 _TIMING_KEY = "distillshield.timing"
-#: How often a worker of several writes its exchange-log gauges for the others' scrapes.
-_LOG_METRICS_S = 1.0
+#: How often a worker of several writes its state gauges (exchange log, online states) for the
+#: others' scrapes.
+_STATE_METRICS_S = 1.0
 
 
 def _timing_of(scope: Scope, clock: Callable[[], float]) -> _Timing:
@@ -394,8 +395,10 @@ class Gateway:
         if self.online_share is not None:
             self._tasks.append(asyncio.create_task(self._every(self.config.online_sync_s, self.sync_online)))
         if self.metrics.multiprocess_dir is not None:
-            # a scrape reaches one worker: the others' log gauges must already be in their files
-            self._tasks.append(asyncio.create_task(self._every(_LOG_METRICS_S, self._publish_log_metrics)))
+            # a scrape reaches one worker: the others' state gauges must already be in their files
+            self._tasks.append(
+                asyncio.create_task(self._every(_STATE_METRICS_S, self._publish_state_metrics))
+            )
 
     async def shutdown(self) -> None:
         for t in self._tasks:
@@ -980,10 +983,10 @@ class Gateway:
         except Exception:
             log.exception("online learning failed for %s", ctx.request_id)
 
-    async def _publish_log_metrics(self) -> None:
-        self._set_log_metrics()
+    async def _publish_state_metrics(self) -> None:
+        self._set_state_metrics()
 
-    def _set_log_metrics(self) -> None:
+    def _set_state_metrics(self) -> None:
         snap = getattr(self.exchange_log, "snapshot", None)
         st = snap() if snap is not None else None
         if st is not None:
@@ -996,9 +999,10 @@ class Gateway:
             self.metrics.online_accounts_forgotten.set(risk.forgotten)
 
     def render_metrics(self) -> bytes:
-        """The Prometheus exposition, with the log's counters read at scrape time (with
-        several workers, the other workers' as of their last :data:`_LOG_METRICS_S` round)."""
-        self._set_log_metrics()
+        """The Prometheus exposition, with the state gauges (exchange log, online states) read
+        at scrape time (with several workers, the other workers' as of their last
+        :data:`_STATE_METRICS_S` round)."""
+        self._set_state_metrics()
         return self.metrics.render()
 
     def _record(self, ex: _Exchange) -> dict[str, Any]:
