@@ -110,6 +110,34 @@ def test_design_row_reads_an_absent_column_as_unknown_and_the_model_as_its_mean(
     assert (contrib[gone] == 0.0).all()  # an unknown input moves no head
 
 
+def test_one_row_scoring_is_the_batch_arithmetic_on_arrays_built_once() -> None:
+    """Scoring reads mean, scale and weights as arrays built once per model (the gateway
+    scores one row per request); ``explain_row`` gives ``explain``'s bits; a caller cannot
+    write into the arrays, and a model derived with ``dataclasses.replace`` builds its own
+    rather than reading a stale copy."""
+    import dataclasses
+
+    model = load_model()
+    mean, scale, w = model._arrays
+    assert model._arrays[0] is mean  # built once
+    assert mean.tolist() == list(model.mean) and scale.tolist() == list(model.scale)
+    assert [tuple(r) for r in w.tolist()] == [tuple(h.coef) for h in model.heads]
+    with pytest.raises(ValueError):
+        mean[0] = 0.0
+    # the one-row path is the batch path's arithmetic: the same bits, unknown inputs included
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        row = mean + rng.normal(size=mean.size) * scale * rng.choice([0.5, 2.0, 10.0])
+        row[rng.random(mean.size) < 0.3] = np.nan
+        prob, contrib, win = model.explain_row(row)
+        p2, c2, w2 = model.explain(np.where(np.isnan(row), mean, row).reshape(1, -1))
+        assert prob == p2[0] and win == w2[0] and np.array_equal(contrib, c2[0])
+    shifted = dataclasses.replace(model, mean=tuple(m + 1.0 for m in model.mean))
+    assert shifted._arrays[0].tolist() == [m + 1.0 for m in model.mean]
+    x = np.asarray(model.mean).reshape(1, -1)
+    assert shifted.predict_proba(x)[0] != model.predict_proba(x)[0]
+
+
 def test_every_feature_declares_a_valid_direction() -> None:
     assert len(set(feature_names())) == len(FEATURES)
     assert all(f.direction in (-1, 0, 1) for f in FEATURES)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -20,7 +19,7 @@ from distillshield.detect.model import load_model
 from distillshield.gateway._types import Action, RequestContext
 from distillshield.gateway.engine import Engine, _signup_key
 from distillshield.gateway.policy import DEFAULT_POLICY, load_policy
-from distillshield.gateway.risk import OnlineRisk, _ModelTerm, binomial_tail_bound
+from distillshield.gateway.risk import OnlineRisk, binomial_tail_bound
 from distillshield.gateway.verdicts import AccountVerdict, Indicator, VerdictSet, build_verdicts
 
 T0 = 1_770_000_000.0  # 2026-02-02, epoch seconds
@@ -413,21 +412,6 @@ def test_the_online_state_holds_at_most_max_accounts_and_forgets_the_least_recen
     assert risk.stats()["accounts_forgotten"] == 3  # a2 made room for a0
     with pytest.raises(ValueError, match="max_accounts"):
         OnlineRisk(max_accounts=0)
-
-
-def test_the_model_term_scores_a_row_bit_for_bit_as_the_batch_model() -> None:
-    """The online term's one-row scorer (arrays built once, for speed) against
-    ``AccountModel.explain_row``: the same probability, head and contributions, to the bit, on
-    random rows spread over the model's range with unknown (NaN) inputs."""
-    model = load_model()
-    term = _ModelTerm(model)
-    rng = np.random.default_rng(7)
-    mean, scale = np.asarray(model.mean), np.asarray(model.scale)
-    for _ in range(500):
-        row = mean + rng.normal(size=mean.size) * scale * rng.choice([0.5, 2.0, 10.0])
-        row[rng.random(mean.size) < 0.3] = np.nan
-        want, got = model.explain_row(row), term.explain_row(row)
-        assert got[0] == want[0] and got[2] == want[2] and np.array_equal(got[1], want[1])
 
 
 def _agentic_session(eng: Engine, account: str, t: float, n: int, *, rotate_ips: bool) -> list[Any]:

@@ -27,6 +27,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,19 @@ class AccountModel:
         if not 0.0 < self.threshold < 1.0:
             raise DistillShieldError(f"account model: threshold {self.threshold} not in (0, 1)")
 
+    @cached_property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``mean``, ``scale`` and the heads' weights ``(heads, features)`` as read-only
+        arrays, built once: the model is immutable, and rebuilding them on every call was
+        most of the cost of scoring one account (the gateway's online model term scores one
+        row per request)."""
+        mean = np.asarray(self.mean, dtype=np.float64)
+        scale = np.asarray(self.scale, dtype=np.float64)
+        w = np.array([h.coef for h in self.heads], dtype=np.float64).reshape(len(self.heads), -1)
+        for a in (mean, scale, w):
+            a.flags.writeable = False
+        return mean, scale, w
+
     @property
     def head_names(self) -> tuple[str, ...]:
         """The heads' names, in file order (the tactics the model was trained on)."""
@@ -112,7 +126,8 @@ class AccountModel:
             )
 
     def _z(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray((x - np.asarray(self.mean)) / np.asarray(self.scale), dtype=np.float64)
+        mean, scale, _ = self._arrays
+        return np.asarray((x - mean) / scale, dtype=np.float64)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Every head's log-odds, ``(rows, heads)``.
@@ -125,7 +140,7 @@ class AccountModel:
         return self._logits(self._z(x))
 
     def _weights(self) -> np.ndarray:
-        return np.array([h.coef for h in self.heads], dtype=np.float64).reshape(len(self.heads), -1)
+        return self._arrays[2]
 
     def _logits(self, z: np.ndarray) -> np.ndarray:
         w = self._weights()
@@ -161,10 +176,24 @@ class AccountModel:
         """:meth:`explain` of one account's inputs (:func:`~distillshield.detect.design.design_row`),
         where a ``NaN`` input is *unknown* and read as the model's mean: it contributes
         nothing to any head, so the score rests on what is known. ``(probability,
-        contributions, winning head index)``."""
-        x = np.where(np.isnan(row), np.asarray(self.mean), row).reshape(1, -1)
-        prob, contrib, win = self.explain(x)
-        return float(prob[0]), contrib[0], int(win[0])
+        contributions, winning head index)``.
+
+        The arithmetic of :meth:`explain` on a one-row matrix, operation for operation (so the
+        same bits: tested on random rows), without its batch bookkeeping — the gateway's
+        online model term calls this once per request, where that bookkeeping was most of
+        the cost."""
+        mean, scale, w = self._arrays
+        z = ((np.where(np.isnan(row), mean, row) - mean) / scale).reshape(1, -1)
+        logits = (z * w).sum(axis=1) + self._intercepts
+        win = int(np.argmax(logits))
+        prob = 1.0 / (1.0 + np.exp(-np.clip(logits[win : win + 1], -50.0, 50.0)))
+        return float(prob[0]), z[0] * w[win], win
+
+    @cached_property
+    def _intercepts(self) -> np.ndarray:
+        out = np.array([h.intercept for h in self.heads], dtype=np.float64)
+        out.flags.writeable = False
+        return out
 
     @classmethod
     def fit(

@@ -114,8 +114,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-import numpy as np
-
 from distillshield.features.online import AccountOnline, OnlineConfig, OnlineEvent
 from distillshield.gateway._types import Decision, RequestContext
 
@@ -876,28 +874,12 @@ class _ModelTerm:
         self._design_row = design_row
         self._columns = tuple(c for c in SHARED_FEATURES if c not in self.UNFED)
         self._heads = model.head_names
-        # the model's arrays, built once: AccountModel.explain_row rebuilds them per call,
-        # which was most of this term's cost on the learning path
-        self._mean = np.asarray(model.mean, dtype=np.float64)
-        self._scale = np.asarray(model.scale, dtype=np.float64)
-        self._w = np.array([h.coef for h in model.heads], dtype=np.float64).reshape(len(model.heads), -1)
-        self._b = np.array([h.intercept for h in model.heads], dtype=np.float64)
-
-    def explain_row(self, row: np.ndarray) -> tuple[float, np.ndarray, int]:
-        """:meth:`AccountModel.explain_row <distillshield.detect.model.AccountModel.explain_row>`
-        with the arrays built once — the same operations in the same order, so the same bits
-        (tested)."""
-        z = ((np.where(np.isnan(row), self._mean, row) - self._mean) / self._scale).reshape(1, -1)
-        logits = (z * self._w).sum(axis=1) + self._b
-        win = int(np.argmax(logits))
-        prob = 1.0 / (1.0 + np.exp(-np.clip(logits[win : win + 1], -50.0, 50.0)))
-        return float(prob[0]), z[0] * self._w[win], win
 
     def score(self, features: Mapping[str, Any]) -> tuple[float, str, str]:
         """``(probability, winning head, its largest contribution as name=value)``."""
         record = {c: features.get(c) for c in self._columns}
         row = self._design_row(record, self._features)
-        prob, contrib, win = self.explain_row(row)
+        prob, contrib, win = self.model.explain_row(row)
         top = int(contrib.argmax())
         f = self._features[top]
         value = record.get(f.column)
