@@ -118,10 +118,11 @@ def test_one_row_scoring_is_the_batch_arithmetic_on_arrays_built_once() -> None:
     import dataclasses
 
     model = load_model()
-    mean, scale, w = model._arrays
+    mean, scale, w, b = model._arrays
     assert model._arrays[0] is mean  # built once
     assert mean.tolist() == list(model.mean) and scale.tolist() == list(model.scale)
     assert [tuple(r) for r in w.tolist()] == [tuple(h.coef) for h in model.heads]
+    assert b.tolist() == [h.intercept for h in model.heads]
     with pytest.raises(ValueError):
         mean[0] = 0.0
     # the one-row path is the batch path's arithmetic: the same bits, unknown inputs included

@@ -97,17 +97,18 @@ class AccountModel:
             raise DistillShieldError(f"account model: threshold {self.threshold} not in (0, 1)")
 
     @cached_property
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``mean``, ``scale`` and the heads' weights ``(heads, features)`` as read-only
-        arrays, built once: the model is immutable, and rebuilding them on every call was
-        most of the cost of scoring one account (the gateway's online model term scores one
-        row per request)."""
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``mean``, ``scale``, the heads' weights ``(heads, features)`` and intercepts as
+        read-only arrays, built once: the model is immutable, and rebuilding them on every
+        call was most of the cost of scoring one account (the gateway's online model term
+        scores one row per request)."""
         mean = np.asarray(self.mean, dtype=np.float64)
         scale = np.asarray(self.scale, dtype=np.float64)
         w = np.array([h.coef for h in self.heads], dtype=np.float64).reshape(len(self.heads), -1)
-        for a in (mean, scale, w):
+        b = np.array([h.intercept for h in self.heads], dtype=np.float64)
+        for a in (mean, scale, w, b):
             a.flags.writeable = False
-        return mean, scale, w
+        return mean, scale, w, b
 
     @property
     def head_names(self) -> tuple[str, ...]:
@@ -126,7 +127,7 @@ class AccountModel:
             )
 
     def _z(self, x: np.ndarray) -> np.ndarray:
-        mean, scale, _ = self._arrays
+        mean, scale, _, _ = self._arrays
         return np.asarray((x - mean) / scale, dtype=np.float64)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
@@ -182,18 +183,12 @@ class AccountModel:
         same bits: tested on random rows), without its batch bookkeeping — the gateway's
         online model term calls this once per request, where that bookkeeping was most of
         the cost."""
-        mean, scale, w = self._arrays
+        mean, scale, w, b = self._arrays
         z = ((np.where(np.isnan(row), mean, row) - mean) / scale).reshape(1, -1)
-        logits = (z * w).sum(axis=1) + self._intercepts
+        logits = (z * w).sum(axis=1) + b
         win = int(np.argmax(logits))
         prob = 1.0 / (1.0 + np.exp(-np.clip(logits[win : win + 1], -50.0, 50.0)))
         return float(prob[0]), z[0] * w[win], win
-
-    @cached_property
-    def _intercepts(self) -> np.ndarray:
-        out = np.array([h.intercept for h in self.heads], dtype=np.float64)
-        out.flags.writeable = False
-        return out
 
     @classmethod
     def fit(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from distillshield._pydantic_errors import format_validation_error
 from distillshield.errors import DistillShieldError
+from distillshield.gateway.risk import DEFAULT_MAX_ACCOUNTS
 
 __all__ = ["ConfigError", "GatewayConfig", "load_config"]
 
@@ -50,7 +51,7 @@ class GatewayConfig(BaseModel):
     )
     online_model_at: float = Field(0.5, gt=0, lt=1, description="probability at which that term fires")
     online_max_accounts: int = Field(
-        200_000,
+        DEFAULT_MAX_ACCOUNTS,
         ge=1,
         description="per-account online states a worker holds (about 6-18 KiB each); the least "
         "recently active is forgotten first (docs/gateway.md, 'Memory')",

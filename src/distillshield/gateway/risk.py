@@ -117,7 +117,17 @@ from typing import Any, Protocol
 from distillshield.features.online import AccountOnline, OnlineConfig, OnlineEvent
 from distillshield.gateway._types import Decision, RequestContext
 
-__all__ = ["COHORT_KINDS", "OnlineRisk", "RiskModel", "binomial_tail_bound", "online_risk"]
+__all__ = [
+    "COHORT_KINDS",
+    "DEFAULT_MAX_ACCOUNTS",
+    "OnlineRisk",
+    "RiskModel",
+    "binomial_tail_bound",
+    "online_risk",
+]
+
+#: Per-account online states a worker holds by default (module docstring, "Memory").
+DEFAULT_MAX_ACCOUNTS = 200_000
 
 #: Indicator kinds a fresh-account cohort is looked for on (see :class:`OnlineRisk`).
 COHORT_KINDS: tuple[str, ...] = ("client", "prefix", "template", "signup")
@@ -294,7 +304,7 @@ class OnlineRisk:
         max_values: int = 200_000,
         max_memberships: int = 8,
         max_cohort: int = 4096,
-        max_accounts: int = 200_000,
+        max_accounts: int = DEFAULT_MAX_ACCOUNTS,
         online_config: OnlineConfig | None = None,
         account_model: Any = None,
         model_at: float = 0.5,
@@ -796,7 +806,7 @@ class OnlineRisk:
 
 
 def online_risk(
-    model: str | None = None, *, model_at: float = 0.5, max_accounts: int = 200_000
+    model: str | None = None, *, model_at: float = 0.5, max_accounts: int = DEFAULT_MAX_ACCOUNTS
 ) -> OnlineRisk:
     """The gateway's :class:`OnlineRisk` as configured: ``model`` is the account model its
     ``model`` term scores new accounts with — ``None`` (the term is off, the default),
