@@ -7,7 +7,8 @@ Drives ``gateway.engine.Engine`` (decide, then record: what the gateway does per
 HTTP) over a seeded synthetic stream — every account created two days before it, so every
 account is fresh and unjudged and the term scores every request (its worst case) — once with
 ``OnlineRisk()`` and once with ``OnlineRisk(account_model=load_model())``, alternating, and
-prints the median microseconds per request of each and their difference. ``--profile`` also
+prints the median microseconds per request of each and their difference, then the time of
+one ``AccountModel.explain_row`` against ``explain`` on a one-row matrix. ``--profile`` also
 prints a cProfile of one round with the term on. docs/benchmarks.md ("Fourth round") quotes it.
 """
 
@@ -19,7 +20,10 @@ import pstats
 import random
 import statistics
 import time
+import timeit
 from dataclasses import dataclass
+
+import numpy as np
 
 from distillshield.detect.model import load_model
 from distillshield.gateway._types import RequestContext
@@ -89,6 +93,17 @@ def main() -> None:
         f"term off {m_off:.1f} us/request, on {m_on:.1f} us/request,",
         f"+{m_on - m_off:.1f} us (x{m_on / m_off:.2f})",
     )
+    # the model's one-row path against its batch path on a one-row matrix (the same bits)
+    model = load_model()
+    row = np.asarray(model.mean) + 0.3
+    row[::4] = np.nan
+    x = np.where(np.isnan(row), np.asarray(model.mean), row).reshape(1, -1)
+    for name, call in (
+        ("explain_row", lambda: model.explain_row(row)),
+        ("explain, one row", lambda: model.explain(x)),
+    ):
+        best = min(timeit.repeat(call, number=5000, repeat=5)) / 5000 * 1e6
+        print(f"{name}: {best:.1f} us (best of 5 x 5,000)")
     if args.profile:
         prof = cProfile.Profile()
         prof.runcall(_round, True, args.requests, args.accounts, args.seed)

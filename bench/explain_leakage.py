@@ -15,7 +15,9 @@ corroboration (their reasons say so).
 ``--gateway GW`` (a ``distillshield gateway replay`` output): exchanges protected by the
 ``batch-suspect`` rule alone, by how many requests the account had sent when the verdict in
 force was computed (the last cadence step before the exchange), as protected / with the
-raw reasoning withheld, for legitimate accounts and per campaign.
+raw reasoning withheld, for legitimate accounts and per campaign; then each campaign's
+exchanges and leakage (served with no countermeasure) split by whether the account was fresh
+(created less than 30 days before its first exchange, the online model term's gate).
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def replay_report(
         print(" | ".join(str(v) for v in row))
 
 
-def gateway_report(con: duckdb.DuckDBPyConnection, gw: Path, step_s: float) -> None:
+def gateway_report(con: duckdb.DuckDBPyConnection, data: Path, gw: Path, step_s: float) -> None:
     con.execute(
         f"""CREATE TABLE dec AS
         SELECT d.account_id, d.ts, d.altered,
@@ -119,6 +121,22 @@ def gateway_report(con: duckdb.DuckDBPyConnection, gw: Path, step_s: float) -> N
            FROM v JOIN n USING (account_id, vt) GROUP BY ALL ORDER BY 1, 2"""
     ).fetchall():
         print(" | ".join(str(v) for v in row))
+    # campaign exchanges served with no countermeasure, by whether the account was fresh
+    # (created less than 30 days before its first exchange: the online model term's gate)
+    print("\ncampaign | account fresh | exchanges | leaked | leakage")
+    for row in con.execute(
+        f"""WITH d AS (SELECT * FROM read_parquet('{gw}/decisions.parquet')),
+                 first AS (SELECT account_id, min(ts) AS first FROM d GROUP BY 1),
+                 acc AS (SELECT account_id, created_at FROM read_parquet('{data}/accounts.parquet'))
+            SELECT l.truth, epoch(f.first) - epoch(a.created_at) < 30 * 86400 AS fresh, count(*),
+                   count(*) FILTER (WHERE d.forwarded AND NOT d.refused
+                       AND NOT list_contains(d.actions, 'protect')
+                       AND NOT list_contains(d.actions, 'mark')) AS leaked
+            FROM d JOIN lab AS l USING (account_id) JOIN first AS f USING (account_id)
+                 JOIN acc AS a USING (account_id)
+            WHERE l.truth IS NOT NULL GROUP BY ALL ORDER BY 1, 2"""
+    ).fetchall():
+        print(" | ".join(str(v) for v in row), f"| {100 * row[3] / row[2]:.1f} %")
 
 
 def main() -> None:
@@ -137,7 +155,7 @@ def main() -> None:
     if args.replay:
         replay_report(con, args.data, args.replay, step_s, args.split_at)
     else:
-        gateway_report(con, args.gateway, step_s)
+        gateway_report(con, args.data, args.gateway, step_s)
 
 
 if __name__ == "__main__":
