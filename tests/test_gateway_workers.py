@@ -351,13 +351,17 @@ def test_two_workers_share_one_redis_survive_a_crash_and_log_every_acknowledged_
 
             # 4. /metrics is the group's, whichever worker answers the scrape: every request
             # counted once (the killed worker's included), nothing left in flight, and the
-            # killed worker's live gauges dropped by its replacement
+            # killed worker's live gauges dropped by its replacement. Online states held is a
+            # live sum: worker 1 holds both accounts, the replacement at least acct_a (it
+            # served it) and at most both; the dead worker's two would make it 5 or 6
             def metrics_agree() -> bool:
                 scrapes = [_scrape(url) for _ in range(6)]  # new connections: both workers answer
                 return all(
                     m.get(("distillshield_requests_total", (("endpoint", "chat"), ("status", "200"))))
                     == len(acked)
                     and m.get(("distillshield_in_flight", ())) == 0
+                    and 3 <= m.get(("distillshield_online_accounts", ()), 0) <= 4
+                    and m.get(("distillshield_online_accounts_forgotten", ())) == 0
                     for m in scrapes
                 )
 
