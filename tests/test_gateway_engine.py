@@ -7,6 +7,7 @@ import json
 import shutil
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -351,6 +352,63 @@ def test_batch_feedback_clears_a_cohort_the_batch_does_not_flag() -> None:
     assert Action.PROTECT in d2.actions and d2.risk > 0.9
 
 
+def test_a_member_the_batch_saw_and_did_not_flag_leaves_the_cohort_and_newcomers_still_join() -> None:
+    accounts = _population(60, 27)
+    eng = _cohort_engine(accounts)
+    t = T0
+    for i in range(60):
+        _serve(eng, _ctx(f"old{i}", t, user_agent=f"sdk/{i}"))
+        t += 10
+    # 24 farm accounts and one new customer on the same stock release arrive together
+    for i in range(25):
+        _serve(eng, _ctx(f"new{i}", t, user_agent="sdk-stock/4.1"))
+        t += 10
+    assert Action.PROTECT in _serve(eng, _ctx("new24", t, user_agent="sdk-stock/4.1")).actions
+    # a batch run that saw all 25, within the cohort's window: it flags the farm and
+    # clears the customer (no verdict)
+    until = datetime.fromtimestamp(t + 1, UTC).isoformat()
+    flagged = {f"new{i}": AccountVerdict("flagged", None, 0.95) for i in range(24)}
+    eng.set_verdicts(VerdictSet(accounts=flagged, until=until))
+    t += 60
+    customer = _serve(eng, _ctx("new24", t, user_agent="sdk-stock/4.1"))
+    assert customer.action == Action.ALLOW, customer.reasons
+    assert _serve(eng, _ctx("new24", t + 1, user_agent="other/2")).action == Action.ALLOW
+    # a fresh account no batch run has judged yet still joins the significant cohort
+    for i in (25, 26):
+        late = _serve(eng, _ctx(f"new{i}", t + 2 + i, user_agent="sdk-stock/4.1"))
+    assert Action.PROTECT in late.actions and any(r.startswith("cohort:client") for r in late.reasons)
+    # and a suspect keeps its membership (the batch did not clear it)
+    eng2 = _cohort_engine(accounts)
+    t = T0
+    for i in range(60):
+        _serve(eng2, _ctx(f"old{i}", t, user_agent=f"sdk/{i}"))
+        t += 10
+    for i in range(25):
+        _serve(eng2, _ctx(f"new{i}", t, user_agent="sdk-stock/4.1"))
+        t += 10
+    held = {**flagged, "new24": AccountVerdict("suspect", None, 0.7, requests=1000)}
+    eng2.set_verdicts(VerdictSet(accounts=held, until=datetime.fromtimestamp(t + 1, UTC).isoformat()))
+    member = _serve(eng2, _ctx("new24", t + 60, user_agent="other/2"))
+    assert any(r.startswith("cohort:client:member") for r in member.reasons), member.reasons
+
+
+def test_only_the_cleared_kinds_memberships_end_with_a_batch_clearance() -> None:
+    accounts = _population(60, 25)
+    for cleared, kept in (((), True), (("template",), True), (("client",), False)):
+        eng = _cohort_engine(accounts, cleared_kinds=cleared)
+        t = T0
+        for i in range(60):
+            _serve(eng, _ctx(f"old{i}", t, user_agent=f"sdk/{i}"))
+            t += 10
+        for i in range(25):
+            _serve(eng, _ctx(f"new{i}", t, user_agent="sdk-stock/4.1"))
+            t += 10
+        flagged = {f"new{i}": AccountVerdict("flagged", None, 0.95) for i in range(24)}
+        eng.set_verdicts(VerdictSet(accounts=flagged, until=datetime.fromtimestamp(t + 1, UTC).isoformat()))
+        d = _serve(eng, _ctx("new24", t + 60, user_agent="other/2"))
+        assert (Action.PROTECT in d.actions) is kept, (cleared, d.reasons)
+
+
 def test_repeated_reasoning_exposure_raises_the_account_risk() -> None:
     eng = _cohort_engine({"a": Acct(created_at=T0 - 400 * DAY)})
 
@@ -380,6 +438,8 @@ def test_repeated_reasoning_exposure_raises_the_account_risk() -> None:
 def test_risk_configuration_is_checked() -> None:
     with pytest.raises(ValueError, match="cohort kind"):
         OnlineRisk(cohort_kinds=("nope",))
+    with pytest.raises(ValueError, match="cleared kind"):
+        OnlineRisk(cleared_kinds=("nope",))
     with pytest.raises(ValueError):
         OnlineRisk(prior_precision=1.5)
     with pytest.raises(ValueError, match="model_at"):

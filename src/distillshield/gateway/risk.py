@@ -23,7 +23,9 @@ Evidence (each fires with a reason code):
     bound, so the test is conservative). This is a hydra's new heads arriving together
     from one operator's tooling or servers; it adapts to the provider's own base rate of new
     accounts rather than a fixed count. The account keeps the membership for its later
-    requests (it joined the cohort; its other templates are no less its).
+    requests (it joined the cohort; its other templates are no less its) — except a
+    membership of a client-stack cohort, which ends once a batch run has judged the account
+    and not flagged it (:data:`CLEARED_KINDS`, :meth:`OnlineRisk._clear_members`).
 ``expose``
     The account's count of requests asking to expose the model's hidden reasoning is
     improbable under the background rate of such requests (all traffic, learned online;
@@ -131,6 +133,12 @@ DEFAULT_MAX_ACCOUNTS = 200_000
 
 #: Indicator kinds a fresh-account cohort is looked for on (see :class:`OnlineRisk`).
 COHORT_KINDS: tuple[str, ...] = ("client", "prefix", "template", "signup")
+#: Cohort kinds whose memberships end when a batch run judges the member and does not flag
+#: it (:meth:`OnlineRisk._clear_members`): a client stack is an SDK release, which a new
+#: customer shares with a farm by chance as often as by design; a prompt template is the
+#: farm's own generator. Batch detection draws the same line (a client-stack hub clusters
+#: but does not corroborate: :mod:`distillshield.detect.campaigns`).
+CLEARED_KINDS: tuple[str, ...] = ("client",)
 
 log = logging.getLogger("distillshield.gateway")
 
@@ -237,6 +245,7 @@ class _Value:
 class _Account:
     __slots__ = (
         "claimed",
+        "cleared",
         "created",
         "expose",
         "first_seen",
@@ -252,6 +261,8 @@ class _Account:
         self.first_seen = first_seen
         self.created = created
         self.memberships: list[tuple[str, str]] = []
+        # memberships a batch run judged: it saw the account in the cohort and did not flag it
+        self.cleared: tuple[tuple[str, str], ...] = ()
         self.expose: str | None = None  # the evidence, once the exposure test fired
         self.model: tuple[float, str, str] | None = None  # (probability, head, top input) while >= model_at
         self.peers: AccountOnline | None = None  # the other workers' states, merged
@@ -277,7 +288,8 @@ class OnlineRisk:
     """Fresh-account cohorts and reasoning-exposure counts, calibrated by batch verdicts.
 
     Constructor arguments are the whole configuration (the module docstring justifies each
-    default): ``cohort_kinds`` (subset of :data:`COHORT_KINDS`), ``window_s``,
+    default): ``cohort_kinds`` (subset of :data:`COHORT_KINDS`), ``cleared_kinds`` (those
+    whose memberships a batch run's judgement ends: :data:`CLEARED_KINDS`), ``window_s``,
     ``fresh_days``, ``alpha``, ``prior_precision``, ``prior_strength``, ``grain_s`` (how
     often a user's last use is re-stamped in a value's window), ``max_values``,
     ``max_memberships``, ``max_cohort`` (accounts remembered per value for feedback),
@@ -295,6 +307,7 @@ class OnlineRisk:
         self,
         *,
         cohort_kinds: Iterable[str] = COHORT_KINDS,
+        cleared_kinds: Iterable[str] = CLEARED_KINDS,
         window_s: float = 6 * 3600.0,
         fresh_days: float = 30.0,
         alpha: float = 1e-6,
@@ -313,6 +326,11 @@ class OnlineRisk:
         unknown = set(kinds) - set(COHORT_KINDS)
         if unknown:
             raise ValueError(f"unknown cohort kind(s) {sorted(unknown)}; known: {COHORT_KINDS}")
+        cleared = tuple(cleared_kinds)
+        if set(cleared) - set(COHORT_KINDS):
+            raise ValueError(
+                f"unknown cleared kind(s) {sorted(set(cleared) - set(COHORT_KINDS))}; known: {COHORT_KINDS}"
+            )
         if not 0.0 < prior_precision < 1.0 or prior_strength <= 0 or not 0.0 < alpha < 1.0:
             raise ValueError("prior_precision and alpha must lie in (0, 1), prior_strength above 0")
         if not 0.0 < model_at < 1.0:
@@ -320,6 +338,7 @@ class OnlineRisk:
         if max_accounts < 1:
             raise ValueError(f"max_accounts must be at least 1, got {max_accounts}")
         self.cohort_kinds = kinds
+        self.cleared_kinds = cleared
         self.window_s = float(window_s)
         self.fresh_days = float(fresh_days)
         self.alpha = float(alpha)
@@ -431,7 +450,7 @@ class OnlineRisk:
             for kind, value in self._values_of(signals).items():
                 if kind not in self.cohort_kinds or value is None:
                     continue
-                if acct is not None and (kind, value) in acct.memberships:
+                if acct is not None and ((kind, value) in acct.memberships or (kind, value) in acct.cleared):
                     continue
                 v = self._values.get((kind, value))
                 if v is None:
@@ -779,6 +798,7 @@ class OnlineRisk:
             fb = self._kind_feedback[kind]
             fb[0] += value.flagged
             fb[1] += value.scanned
+        self._clear_members(verdicts, until)
         f, s = tally(self._expose_fired)
         self._kind_feedback["expose"] = [f, s]
         if self._scorer is not None:
@@ -790,6 +810,38 @@ class OnlineRisk:
                 sum(fs[0] for fs in self._head_feedback.values()),
                 sum(fs[1] for fs in self._head_feedback.values()),
             ]
+
+    def _clear_members(self, verdicts: Any, until: float) -> None:
+        """A member of a cohort on a :attr:`cleared_kinds` value (a client stack, by
+        default) that a batch run has judged keeps its membership only if the batch flagged
+        it or holds it suspect. Such a cohort is evidence about the *value* — most of its
+        fresh users are one operator's — and a stock SDK release is shared with a farm by
+        whoever happens to upgrade that week; the batch, which saw the account's whole
+        traffic, its graph and its account facts, has weighed the rest, so its verdict is
+        the judgement, as for the model term. Without this a new customer on a farm's SDK
+        release stays protected for as long as the farm's cohort is significant: on the
+        held-out scenario evasive-3, a benchmark researcher's burst of 1,033 requests, 30
+        hours after it joined a client cohort of 37 fresh farm accounts
+        (docs/gateway-evaluation.md). Template cohorts are not ended this way: there the same
+        rule left 1,558 of campaign B's exchanges unprotected — accounts the batch had not
+        flagged yet whose prompts came from the farm's generator. The member stays in the
+        value's cohort for the tally above (a cleared member is a failure of the value's
+        evidence), and the value does not fire on it again; a cohort it joins later is new
+        evidence and counts until the next batch run judges it."""
+        if not self.cleared_kinds:
+            return
+        for account_id, acct in self._accounts.items():
+            if not acct.memberships or acct.first_seen >= until:
+                continue
+            ended = [m for m in acct.memberships if m[0] in self.cleared_kinds]
+            if not ended:
+                continue
+            v = verdicts.account(account_id)
+            if v is not None and (v.verdict in _FLAGGED or v.verdict == "suspect"):
+                continue
+            acct.memberships = [m for m in acct.memberships if m[0] not in self.cleared_kinds]
+            # bounded: a value dropped from memory and met again could be joined and cleared twice
+            acct.cleared = tuple(dict.fromkeys((*acct.cleared, *ended)))[-self.max_memberships :]
 
     def stats(self) -> dict[str, Any]:
         """Sizes and the learned term precisions (for metrics and the replay report)."""
