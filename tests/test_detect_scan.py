@@ -199,7 +199,7 @@ def test_train_fits_a_loadable_model_on_a_small_training_scenario(tmp_path: Path
     from distillshield.detect.train import train, training_scenarios
 
     scenarios = training_scenarios()
-    assert [p.name for p in scenarios] == ["train-1.yaml", "train-2.yaml", "train-3.yaml"]
+    assert [p.name for p in scenarios] == ["train-1.yaml", "train-2.yaml", "train-3.yaml", "train-4.yaml"]
     out = tmp_path / "model.json"
     model = train(out, scenarios=scenarios[:1], scale=0.05, cutoffs=(1.0, None), work_dir=tmp_path / "work")
     again = load_model(out)

@@ -178,9 +178,15 @@ FEATURES: tuple[Feature, ...] = (
 #: (+1.2 per unit), which is what tells its campaigns from a benchmark researcher's
 #: single-turn burst to a reasoning model (docs/results.md, "Agentic extraction may weigh
 #: follow-up turns either way").
+#: An agentic-extraction operator spreads its harvest over hundreds of accounts "to look
+#: uncoordinated" (the public reports), so for that tactic too a light account is as much the
+#: signature as a heavy one: its head may weigh volume either way. Free on volume, and trained
+#: with operators who drop the cheap clues (training scenario 4), it learns that a benchmark
+#: researcher's burst of hundreds of requests in a day is not its tactic (docs/results.md,
+#: "Training on operators who drop the cheap clues").
 HEAD_DIRECTIONS: Mapping[str, Mapping[str, int]] = {
     "hydra_reseller": {"log_requests": 0, "log_requests_per_day": 0},
-    "agentic_extraction": {"multi_turn_share": 0},
+    "agentic_extraction": {"multi_turn_share": 0, "log_requests": 0, "log_requests_per_day": 0},
 }
 
 
