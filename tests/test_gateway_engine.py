@@ -298,6 +298,19 @@ def _population(n_old: int, n_fresh: int) -> dict[str, Acct]:
     return accts
 
 
+def _fresh_cohort(eng: Engine, client: str, n_old: int = 60, n_fresh: int = 25) -> float:
+    """Old accounts on their own clients, then ``new0..`` arriving together on ``client``,
+    ten seconds apart; returns the time after the last request."""
+    t = T0
+    for i in range(n_old):
+        _serve(eng, _ctx(f"old{i}", t, user_agent=f"sdk/{i}"))
+        t += 10
+    for i in range(n_fresh):
+        _serve(eng, _ctx(f"new{i}", t, user_agent=client))
+        t += 10
+    return t
+
+
 def test_a_fresh_cohort_on_one_client_is_protected_and_old_accounts_are_not() -> None:
     accounts = _population(60, 25)
     eng = _cohort_engine(accounts)
@@ -323,14 +336,9 @@ def test_a_fresh_cohort_on_one_client_is_protected_and_old_accounts_are_not() ->
 
 def test_batch_feedback_clears_a_cohort_the_batch_does_not_flag() -> None:
     accounts = _population(60, 25)
-    eng = _cohort_engine(accounts)
-    t = T0
-    for i in range(60):
-        _serve(eng, _ctx(f"old{i}", t, user_agent=f"sdk/{i}"))
-        t += 10
-    for i in range(25):
-        _serve(eng, _ctx(f"new{i}", t, user_agent="campus-lab/1"))
-        t += 10
+    # the value's own feedback, without members leaving on the batch's judgement (next test)
+    eng = _cohort_engine(accounts, cleared_kinds=())
+    t = _fresh_cohort(eng, "campus-lab/1")
     assert Action.PROTECT in _serve(eng, _ctx("new0", t, user_agent="campus-lab/1")).actions
     # the batch scan saw them all and flagged none (a class doing its assignment)
     iso = "2026-02-03T00:00:00+00:00"
@@ -338,14 +346,8 @@ def test_batch_feedback_clears_a_cohort_the_batch_does_not_flag() -> None:
     d = _serve(eng, _ctx("new0", t + 60, user_agent="campus-lab/1"))
     assert d.action == Action.ALLOW
     # had the batch flagged them, the cohort's risk would have grown instead
-    eng2 = _cohort_engine(accounts)
-    t = T0
-    for i in range(60):
-        _serve(eng2, _ctx(f"old{i}", t, user_agent=f"sdk/{i}"))
-        t += 10
-    for i in range(25):
-        _serve(eng2, _ctx(f"new{i}", t, user_agent="farm/1"))
-        t += 10
+    eng2 = _cohort_engine(accounts, cleared_kinds=())
+    t = _fresh_cohort(eng2, "farm/1")
     flagged = {f"new{i}": AccountVerdict("flagged", None, 0.95) for i in range(24)}
     eng2.set_verdicts(VerdictSet(accounts=flagged, until=iso))
     d2 = _serve(eng2, _ctx("new22", t + 60, user_agent="farm/1"))
@@ -355,14 +357,8 @@ def test_batch_feedback_clears_a_cohort_the_batch_does_not_flag() -> None:
 def test_a_member_the_batch_saw_and_did_not_flag_leaves_the_cohort_and_newcomers_still_join() -> None:
     accounts = _population(60, 27)
     eng = _cohort_engine(accounts)
-    t = T0
-    for i in range(60):
-        _serve(eng, _ctx(f"old{i}", t, user_agent=f"sdk/{i}"))
-        t += 10
-    # 24 farm accounts and one new customer on the same stock release arrive together
-    for i in range(25):
-        _serve(eng, _ctx(f"new{i}", t, user_agent="sdk-stock/4.1"))
-        t += 10
+    # 24 farm accounts and one new customer (new24) on the same stock release arrive together
+    t = _fresh_cohort(eng, "sdk-stock/4.1")
     assert Action.PROTECT in _serve(eng, _ctx("new24", t, user_agent="sdk-stock/4.1")).actions
     # a batch run that saw all 25, within the cohort's window: it flags the farm and
     # clears the customer (no verdict)
@@ -379,13 +375,7 @@ def test_a_member_the_batch_saw_and_did_not_flag_leaves_the_cohort_and_newcomers
     assert Action.PROTECT in late.actions and any(r.startswith("cohort:client") for r in late.reasons)
     # and a suspect keeps its membership (the batch did not clear it)
     eng2 = _cohort_engine(accounts)
-    t = T0
-    for i in range(60):
-        _serve(eng2, _ctx(f"old{i}", t, user_agent=f"sdk/{i}"))
-        t += 10
-    for i in range(25):
-        _serve(eng2, _ctx(f"new{i}", t, user_agent="sdk-stock/4.1"))
-        t += 10
+    t = _fresh_cohort(eng2, "sdk-stock/4.1")
     held = {**flagged, "new24": AccountVerdict("suspect", None, 0.7, requests=1000)}
     eng2.set_verdicts(VerdictSet(accounts=held, until=datetime.fromtimestamp(t + 1, UTC).isoformat()))
     member = _serve(eng2, _ctx("new24", t + 60, user_agent="other/2"))
@@ -396,13 +386,7 @@ def test_only_the_cleared_kinds_memberships_end_with_a_batch_clearance() -> None
     accounts = _population(60, 25)
     for cleared, kept in (((), True), (("template",), True), (("client",), False)):
         eng = _cohort_engine(accounts, cleared_kinds=cleared)
-        t = T0
-        for i in range(60):
-            _serve(eng, _ctx(f"old{i}", t, user_agent=f"sdk/{i}"))
-            t += 10
-        for i in range(25):
-            _serve(eng, _ctx(f"new{i}", t, user_agent="sdk-stock/4.1"))
-            t += 10
+        t = _fresh_cohort(eng, "sdk-stock/4.1")
         flagged = {f"new{i}": AccountVerdict("flagged", None, 0.95) for i in range(24)}
         eng.set_verdicts(VerdictSet(accounts=flagged, until=datetime.fromtimestamp(t + 1, UTC).isoformat()))
         d = _serve(eng, _ctx("new24", t + 60, user_agent="other/2"))
