@@ -21,11 +21,11 @@ import random
 import statistics
 import time
 import timeit
-from dataclasses import dataclass
 
 import numpy as np
 
 from distillshield.detect.model import load_model
+from distillshield.gateway import KeyRecord
 from distillshield.gateway._types import RequestContext
 from distillshield.gateway.engine import Engine
 from distillshield.gateway.policy import DEFAULT_POLICY, load_policy
@@ -34,21 +34,19 @@ from distillshield.gateway.risk import OnlineRisk
 T0 = 1_770_000_000.0
 
 
-@dataclass(frozen=True)
-class _Facts:
-    pathway: str | None = "self_serve"
-    payment_fingerprint: str | None = None
-    signup_ip: str | None = None
-    created_at: float | None = T0 - 2 * 86_400.0
-
-
 class _NoSignals:
     def for_request(self, ctx: RequestContext) -> None:
         return None
 
 
 def _round(model: bool, n: int, accounts: int, seed: int) -> float:
-    facts = {f"a{i}": _Facts() for i in range(accounts)}
+    # the record the live gateway resolves a key to: every account two days old (fresh, unjudged)
+    facts = {
+        f"a{i}": KeyRecord(
+            key_id=f"k{i}", account_id=f"a{i}", pathway="self_serve", created_at=T0 - 2 * 86_400.0
+        )
+        for i in range(accounts)
+    }
     risk = OnlineRisk(account_model=load_model() if model else None)
     eng = Engine(load_policy(DEFAULT_POLICY), signals=_NoSignals(), account_facts=facts.get, risk=risk)
     rng = random.Random(seed)
