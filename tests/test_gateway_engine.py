@@ -162,6 +162,29 @@ def test_a_suspect_verdict_lapses_once_the_account_outgrows_the_evidence_behind_
     assert Action.PROTECT in eng.decide(_ctx("acct_sus", T0 + 100)).actions
 
 
+def test_a_flag_on_fewer_requests_than_the_floor_lapses_and_one_on_more_holds() -> None:
+    """Flagged alone on 3 requests, with a floor of 4: protected and marked for the next 4,
+    then the flag is stale and the account is served as before; flagged on 4 requests (the
+    floor), or a campaign member scored on 2, stays protected until the next publication."""
+    v = VerdictSet(
+        accounts={
+            "acct_few": AccountVerdict("flagged", None, 0.95, 0.0, 3),
+            "acct_enough": AccountVerdict("flagged", None, 0.95, 0.0, 4),
+            "acct_member": AccountVerdict("campaign", "C1", 0.95, 0.6, 2),
+        },
+        campaigns={"C1": 0.6},
+    )
+    eng = _engine(v, suspect_evidence_floor=4)
+    few = [eng.decide(_ctx("acct_few", T0 + i, i=i)) for i in range(8)]
+    assert [Action.PROTECT in d.actions for d in few] == [True] * 4 + [False] * 4
+    assert [Action.MARK in d.actions for d in few] == [True] * 4 + [False] * 4
+    assert "rule:campaign-suspect" in few[3].reasons and "rule:campaign-suspect" not in few[4].reasons
+    for acct in ("acct_enough", "acct_member"):
+        assert all(Action.PROTECT in eng.decide(_ctx(acct, T0 + i, i=i)).actions for i in range(8))
+    eng.set_verdicts(VerdictSet(accounts={"acct_few": AccountVerdict("flagged", None, 0.97, 0.0, 11)}))
+    assert Action.PROTECT in eng.decide(_ctx("acct_few", T0 + 100)).actions
+
+
 def test_the_suspect_evidence_floor_is_the_model_pseudo_count_and_is_checked() -> None:
     assert _engine().suspect_evidence_floor == PSEUDO_REQUESTS
     with pytest.raises(ValueError, match="suspect_evidence_floor"):
@@ -183,10 +206,10 @@ def test_build_verdicts_reads_the_requests_the_scan_saw(tmp_path: Path) -> None:
     pq.write_table(
         pa.table(
             {
-                "account_id": ["s", "q"],
-                "score": [0.7, 0.1],
-                "flagged": [False, False],
-                "campaign_id": pa.array([None, None], pa.string()),
+                "account_id": ["s", "q", "f"],
+                "score": [0.7, 0.1, 0.95],
+                "flagged": [False, False, True],
+                "campaign_id": pa.array([None, None, None], pa.string()),
             }
         ),
         tmp_path / "accounts.parquet",
@@ -194,10 +217,11 @@ def test_build_verdicts_reads_the_requests_the_scan_saw(tmp_path: Path) -> None:
     (tmp_path / "campaigns.json").write_text(json.dumps({"campaigns": []}))
     assert build_verdicts(tmp_path).accounts["s"].requests == 0  # no fingerprints: unknown
     pq.write_table(
-        pa.table({"account_id": ["s", "q"], "n_requests": [4, 9]}), tmp_path / "fingerprints.parquet"
+        pa.table({"account_id": ["s", "q", "f"], "n_requests": [4, 9, 5]}), tmp_path / "fingerprints.parquet"
     )
     got = build_verdicts(tmp_path).accounts
     assert got["s"] == AccountVerdict("suspect", None, 0.7, 0.0, 4) and "q" not in got
+    assert got["f"] == AccountVerdict("flagged", None, 0.95, 0.0, 5)
 
 
 def test_signup_key_matches_the_batch_signup_edges() -> None:

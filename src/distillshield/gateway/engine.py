@@ -167,7 +167,13 @@ class Engine:
         the next batch run judges the new traffic). This is what separates a researcher
         scored "suspect" on its first five requests and then sending a benchmark of eight
         hundred from a hydra head sending its two or three requests a day
-        (docs/gateway-evaluation.md). The count is per process, like sticky links; with
+        (docs/gateway-evaluation.md). A ``flagged`` verdict (flagged alone, in no campaign)
+        scored on *fewer* requests than this floor lapses the same way: such a score rests
+        mostly on the model's prior for a small account, and a legitimate account flagged on
+        its first five requests would otherwise be protected and marked through the burst
+        that follows until the next batch run clears it (docs/gateway-evaluation.md, "A flag on
+        a handful of requests"). A flag on at least this many requests, and a campaign
+        membership, hold until the next publication. The count is per process, like sticky links; with
         several workers a verdict lapses later (each sees its share of the requests), never
         earlier.
     """
@@ -266,7 +272,14 @@ class Engine:
             linked, evidence = self._link(ctx, signals, acct)
         risk, risk_reasons = self.risk.score_one(ctx, signals)
         stale = False
-        if verdict is not None and verdict.verdict == "suspect" and verdict.requests > 0:
+        if (
+            verdict is not None
+            and verdict.requests > 0
+            and (
+                verdict.verdict == "suspect"
+                or (verdict.verdict == "flagged" and verdict.requests < self.suspect_evidence_floor)
+            )
+        ):
             since = self._since.get(ctx.account_id, 0)
             stale = since >= max(verdict.requests, self.suspect_evidence_floor)
             self._since[ctx.account_id] = since + 1

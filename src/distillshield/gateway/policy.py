@@ -42,9 +42,10 @@ class Facts:
     ``linked_campaign`` is a campaign this account is tied to online by a shared indicator
     (payment, client fingerprint, template...) while batch detection has not yet assigned it;
     ``risk`` is the online risk in [0, 1]; ``cot`` the request's chain-of-thought elicitation
-    label. ``verdict_stale``: a ``suspect`` verdict the account has outgrown — since the
-    verdicts were published it has sent at least as many requests as the batch had seen from
-    it when it scored it, and at least the engine's floor (10 by default), so most of what it now sends
+    label. ``verdict_stale``: a ``suspect`` verdict, or a ``flagged`` one scored on fewer
+    requests than the engine's floor, that the account has outgrown — since the verdicts were
+    published it has sent at least as many requests as the batch had seen from it when it
+    scored it, and at least the engine's floor (10 by default), so most of what it now sends
     is traffic the verdict never judged (:class:`~distillshield.gateway.engine.Engine`).
     """
 

@@ -47,9 +47,9 @@ class AccountVerdict:
     """Batch verdict on one account: ``campaign`` (member of a campaign), ``flagged``
     (suspicious alone), ``suspect`` (scored at least ``suspect_score`` by the account model
     but below its flag threshold), ``block`` (an analyst's decision) or ``allow`` (an analyst
-    cleared it: no online evidence overrides that). ``requests``, on ``suspect`` verdicts: how
-    many requests batch detection had seen from the account when it scored it (0 = not
-    known), which tells the gateway when the verdict has gone stale."""
+    cleared it: no online evidence overrides that). ``requests``, on ``suspect`` and
+    ``flagged`` verdicts: how many requests batch detection had seen from the account when it
+    scored it (0 = not known), which tells the gateway when the verdict has gone stale."""
 
     verdict: str
     campaign_id: str | None = None
@@ -168,9 +168,10 @@ def _read_detections(
                 "campaign", cid, float(score), campaign_score.get(cid, float(score))
             )
         elif flagged:
-            accounts[acct] = AccountVerdict("flagged", None, float(score))
+            # a flag alone, on fewer requests than the engine's evidence floor, lapses (Engine)
+            accounts[acct] = AccountVerdict("flagged", None, float(score), 0.0, seen.get(acct, 0))
         elif suspect_score is not None and score is not None and float(score) >= suspect_score:
-            # only a suspect verdict lapses (Engine), so only it carries the count
+            # a campaign membership never lapses, so only these two carry the count
             accounts[acct] = AccountVerdict("suspect", None, float(score), 0.0, seen.get(acct, 0))
     return accounts, campaign_score, campaigns_list
 
