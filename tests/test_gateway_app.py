@@ -336,14 +336,17 @@ def test_upstream_timeout_is_504(tmp_path: Path) -> None:
 def test_admin_creates_keys(served: tuple[Harness, str]) -> None:
     h, url = served
     r = httpx.post(
-        f"{url}/admin/keys", json={"account_id": "acct_new"}, headers={"authorization": f"Bearer {ADMIN}"}
+        f"{url}/admin/keys",
+        json={"account_id": "acct_new", "declared_country": "de"},
+        headers={"authorization": f"Bearer {ADMIN}"},
     )
     assert r.status_code == 201
     secret = r.json()["key"]
     resp = _client(url, secret).chat.completions.create(model="mock", messages=MSG)  # type: ignore[arg-type]
     assert resp.choices[0].message.content
-    # the store holds only the hash of the secret
+    # the store holds only the hash of the secret, and the account facts it was given
     assert secret not in json.dumps([k for k in h.store._keys])
+    assert [r.declared_country for r in h.store._keys.values() if r.account_id == "acct_new"] == ["DE"]
     assert Action.ALLOW.name == "ALLOW"
 
 

@@ -33,6 +33,7 @@ class Acct:
     payment_fingerprint: str | None = None
     signup_ip: str | None = None
     created_at: float | None = None
+    declared_country: str | None = None
 
 
 class NoSignals:
@@ -443,6 +444,70 @@ def test_repeated_reasoning_exposure_raises_the_account_risk() -> None:
     assert Action.PROTECT in plain.actions and any(r.startswith("expose:") for r in plain.reasons)
 
 
+def _abroad_ip() -> tuple[str, str, str]:
+    """An address, the country the bundled tables place it in, and another country."""
+    from distillshield.gateway.engine import _IpCache
+
+    ip = "8.8.8.8"
+    seen = _IpCache(4).get(ip).country
+    assert seen  # the offline tables place it
+    return ip, seen, "DE" if seen != "DE" else "FR"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def test_first_contact_from_abroad_is_protected_for_the_first_requests_before_any_batch_run() -> None:
+    """A fresh account that declared one country and calls from another is protected (rule
+    online-risk, reason ``abroad:``) for its first ``abroad_requests`` requests only; the same
+    call from the declared country (any case), from an aged account, or from an account a
+    batch run has already seen is served as is."""
+    ip, seen, away = _abroad_ip()
+    accounts = {
+        "abroad": Acct(created_at=T0 - DAY, declared_country=away),
+        "home": Acct(created_at=T0 - DAY, declared_country=seen.lower()),
+        "aged": Acct(created_at=T0 - 400 * DAY, declared_country=away),
+        "judged": Acct(created_at=T0 - DAY, declared_country=away),
+        "undeclared": Acct(created_at=T0 - DAY),
+    }
+    eng = _cohort_engine(accounts, abroad_requests=3)
+    assert _serve(eng, _ctx("judged", T0, ip="192.0.2.1")).action == Action.ALLOW
+    eng.set_verdicts(VerdictSet(until=_iso(T0 + 60)))  # a batch run saw "judged", and nothing flagged
+    t = T0 + 120
+    burst = [_serve(eng, _ctx("abroad", t + i, ip=ip, i=i)) for i in range(5)]
+    assert [Action.PROTECT in d.actions for d in burst] == [True] * 3 + [False] * 2
+    assert "rule:online-risk" in burst[0].reasons
+    assert any(r.startswith(f"abroad:{away}>{seen}:0.90") for r in burst[0].reasons)
+    for acct in ("home", "aged", "judged", "undeclared"):
+        assert _serve(eng, _ctx(acct, t + 10, ip=ip)).action == Action.ALLOW, acct
+    assert "abroad" not in OnlineRisk(abroad_requests=0).stats()["kinds"]  # 0: the term is off
+
+
+def test_first_contact_from_abroad_is_worth_what_batch_verdicts_confirm() -> None:
+    """Thirty fresh accounts called from abroad and a batch run flagged none of them (travellers,
+    say): the term's learned precision falls to (0 + 0.9 * 10) / (30 + 10) and a new account
+    abroad is no longer protected; had the batch flagged them, it would be."""
+    ip, _, away = _abroad_ip()
+
+    def run(flagged: bool) -> tuple[OnlineRisk, Engine]:
+        accounts = {f"t{i}": Acct(created_at=T0 - DAY, declared_country=away) for i in range(31)}
+        risk = OnlineRisk()
+        eng = _engine(None, accounts, risk=risk)
+        for i in range(30):
+            _serve(eng, _ctx(f"t{i}", T0 + i, ip=ip))
+        verdicts = {f"t{i}": AccountVerdict("flagged", None, 0.95) for i in range(30)} if flagged else {}
+        eng.set_verdicts(VerdictSet(accounts=verdicts, until=_iso(T0 + 100)))
+        return risk, eng
+
+    risk, eng = run(False)
+    assert risk.stats()["kinds"]["abroad"] == {"flagged": 0, "scanned": 30, "precision": 0.225}
+    assert _serve(eng, _ctx("t30", T0 + 200, ip=ip)).action == Action.ALLOW
+    risk, eng = run(True)
+    assert risk.stats()["kinds"]["abroad"]["precision"] > 0.97
+    assert Action.PROTECT in _serve(eng, _ctx("t30", T0 + 200, ip=ip)).actions
+
+
 def test_risk_configuration_is_checked() -> None:
     with pytest.raises(ValueError, match="cohort kind"):
         OnlineRisk(cohort_kinds=("nope",))
@@ -452,6 +517,8 @@ def test_risk_configuration_is_checked() -> None:
         OnlineRisk(prior_precision=1.5)
     with pytest.raises(ValueError, match="model_at"):
         OnlineRisk(account_model=load_model(), model_at=1.0)
+    with pytest.raises(ValueError, match="abroad_requests"):
+        OnlineRisk(abroad_requests=-1)
 
 
 def test_the_online_state_holds_at_most_max_accounts_and_forgets_the_least_recently_active() -> None:
@@ -548,7 +615,7 @@ def test_the_account_model_term_is_worth_what_batch_verdicts_confirm() -> None:
 
 def test_ip_facts_fast_path_agrees_with_the_batch_enrichment() -> None:
     """The per-address lookup of a first-seen client IP gives exactly what the vectorised batch
-    enrichment gives: prefix, ASN name and hosting flag, on addresses from everywhere."""
+    enrichment gives: prefix, ASN name, hosting flag and country, on addresses from everywhere."""
     import ipaddress
     import random
 
@@ -580,6 +647,7 @@ def test_ip_facts_fast_path_agrees_with_the_batch_enrichment() -> None:
     plain += ["::1", "::", "fe80::1", "2001:db8::1", "::1.2.3.4", "64:ff9b::808:808", "2001:DB8::A"]
     odd = ["::ffff:1.2.3.4", "1.2.3", "01.2.3.4", " 1.2.3.4", "1.2.3.4\n", "fe80::1%eth0", "x", ""]
     assert sum(1 for ip in plain if cache.lookup_batch(ip).asn) > 600  # not vacuous: most are named
+    assert sum(1 for ip in plain if cache.lookup_batch(ip).country) > 600  # ... and placed
     assert any(cache.lookup_batch(ip).is_hosting for ip in plain)
     for ip in plain:
         fast = cache.lookup_one(ip)

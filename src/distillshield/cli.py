@@ -978,6 +978,10 @@ def gateway_keys(
         str | None, typer.Option(help="When the account was created (ISO time): fresh-account evidence.")
     ] = None,
     signup_ip: Annotated[str | None, typer.Option(help="The account's sign-up IP address.")] = None,
+    declared_country: Annotated[
+        str | None,
+        typer.Option(help="Country the customer declared (ISO 3166 alpha-2): first-contact-abroad evidence."),
+    ] = None,
 ) -> None:
     """Create an API key for ACCOUNT in the shared store; the secret is printed once."""
     import asyncio
@@ -995,6 +999,7 @@ def gateway_keys(
         payment_fingerprint,
         created_at=created.timestamp() if created else None,
         signup_ip=signup_ip,
+        declared_country=declared_country.upper() if declared_country else None,
     )
 
     async def put() -> None:

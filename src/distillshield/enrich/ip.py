@@ -640,14 +640,14 @@ class IpEnricher:
         self._table(False)
         self._table(True)
 
-    def lookup_plain(self, ip: str) -> tuple[str, str | None, bool] | None:
-        """``(prefix, asn_name, is_hosting)`` of one plain address, without Arrow; ``None`` when
+    def lookup_plain(self, ip: str) -> tuple[str, str | None, bool, str | None] | None:
+        """``(prefix, asn_name, is_hosting, country)`` of one plain address, without Arrow; ``None`` when
         ``ip`` is not a plain dotted quad or plain IPv6 address (then use :meth:`enrich`).
 
         For the gateway: :meth:`enrich` has ~2.5 ms of fixed Arrow cost even for one address,
         which would land on the first request of every new client address; this is a few
         binary searches (~20 µs) in the same tables with the same rules — same prefix, same
-        ASN name, same hosting flag (``tests/test_gateway_engine.py`` compares the two on
+        ASN name, same hosting flag, same country (``tests/test_gateway_engine.py`` compares the two on
         thousands of addresses). IPv4-mapped IPv6, zone ids and anything unusual return None.
         """
         if _PLAIN_V4.fullmatch(ip):
@@ -675,7 +675,9 @@ class IpEnricher:
         # GeoIP2Fast's rule, as in GeoTable.locate: no country block, no ASN either
         i = int(np.searchsorted(table.country_first, value, side="right")) - 1
         asn: str | None = None
+        country: str | None = None
         if i >= 0 and value <= table.country_last[i]:
+            country = table.country_codes[int(table.country_idx[i])]
             j = int(np.searchsorted(table.asn_first, value, side="right")) - 1
             if j >= 0 and value <= table.asn_last[j]:
                 k = int(table.asn_idx[j])
@@ -689,7 +691,7 @@ class IpEnricher:
             if flag is None:
                 flag = self._hosting_names[asn] = normalise_asn_name(asn) in self.lists.hosting_asns.keys
             hosting = flag
-        return prefix, asn, hosting
+        return prefix, asn, hosting, country
 
     # ---- internals -------------------------------------------------------------------------
     def _table(self, v6: bool) -> GeoTable:

@@ -62,10 +62,11 @@ def hash_key(secret: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
-    """What an API key resolves to. ``payment_fingerprint``, ``pathway``, ``created_at`` and
-    ``signup_ip`` come from the account record and feed online linking and risk (a new head
-    of a known hydra pays with a card the campaign already used; farmed accounts arrive
-    fresh, together, from the same sign-up infrastructure)."""
+    """What an API key resolves to. ``payment_fingerprint``, ``pathway``, ``created_at``,
+    ``signup_ip`` and ``declared_country`` come from the account record and feed online
+    linking and risk (a new head of a known hydra pays with a card the campaign already used;
+    farmed accounts arrive fresh, together, from the same sign-up infrastructure; a reseller's
+    new heads are used from abroad from their first request)."""
 
     key_id: str
     account_id: str
@@ -75,6 +76,7 @@ class KeyRecord:
     disabled: bool = False
     created_at: float | None = None  # account creation, epoch seconds (fresh-account cohorts)
     signup_ip: str | None = None  # sign-up address (sign-up infrastructure cohorts)
+    declared_country: str | None = None  # ISO 3166 alpha-2 the customer declared (first contact abroad)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

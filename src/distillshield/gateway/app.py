@@ -1334,6 +1334,9 @@ def create_app(config: GatewayConfig, **kwargs: Any) -> Starlette:
             payment_fingerprint=body.get("payment_fingerprint"),
             created_at=_num(body.get("created_at")),
             signup_ip=body.get("signup_ip") if isinstance(body.get("signup_ip"), str) else None,
+            declared_country=(
+                body["declared_country"].upper() if isinstance(body.get("declared_country"), str) else None
+            ),
         )
         try:
             await gw.store.put_key(hash_key(secret), record)

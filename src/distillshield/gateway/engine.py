@@ -43,6 +43,7 @@ class IpFacts:
     prefix: str | None
     asn: str | None
     is_hosting: bool
+    country: str | None = None
 
 
 def _prefix(ip: str) -> str | None:
@@ -113,7 +114,12 @@ class _IpCache:
     def lookup_batch(self, ip: str) -> IpFacts:
         """The batch enrichment's answer (one-element Arrow batch)."""
         row = self.enricher.enrich([ip]).to_pylist()[0]
-        return IpFacts(row.get("ip_prefix") or _prefix(ip), row.get("asn_name"), bool(row.get("is_hosting")))
+        return IpFacts(
+            row.get("ip_prefix") or _prefix(ip),
+            row.get("asn_name"),
+            bool(row.get("is_hosting")),
+            row.get("ip_country"),
+        )
 
     def lookup_one(self, ip: str) -> IpFacts | None:
         """The same facts for a plain IPv4 / IPv6 address without Arrow; ``None``: not plain."""
@@ -135,8 +141,9 @@ class Engine:
         the online risk model (default :class:`~distillshield.gateway.risk.OnlineRisk`).
     ``account_facts``
         ``account_id -> KeyRecord``-like object with ``pathway``/``payment_fingerprint``
-        (and, when the account record has them, ``signup_ip`` and ``created_at`` in epoch
-        seconds, which the online risk model reads), for linking on account facts; optional.
+        (and, when the account record has them, ``signup_ip``, ``created_at`` in epoch
+        seconds and ``declared_country``, which the online risk model reads), for linking on
+        account facts; optional.
     ``link_kinds``
         indicator kinds of the batch index that link a request to a campaign online. Not
         ``client`` and ``template`` by default: a popular SDK build or a public benchmark's
@@ -259,11 +266,13 @@ class Engine:
             "ip_prefix": ipf.prefix,
             "asn": ipf.asn,
             "is_hosting": ipf.is_hosting,
+            "ip_country": ipf.country,
             "client": f"{ctx.user_agent} | {ctx.tls_fingerprint or ''}" if ctx.user_agent else None,
         }
         acct = self.account_facts(ctx.account_id) if self.account_facts else None
         signals["signup_prefix"] = _signup_key(getattr(acct, "signup_ip", None))
         signals["account_created"] = getattr(acct, "created_at", None)
+        signals["declared_country"] = getattr(acct, "declared_country", None)
         pathway = getattr(acct, "pathway", None)
         verdict: AccountVerdict | None = self.verdicts.account(ctx.account_id)
         linked: str | None = None
@@ -427,6 +436,8 @@ _EXTRA_SIGNALS = frozenset(
         "is_hosting",
         "signup_prefix",
         "account_created",
+        "ip_country",
+        "declared_country",
     }
 )
 

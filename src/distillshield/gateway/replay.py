@@ -129,6 +129,7 @@ class _AccountFacts:
     payment_fingerprint: str | None
     signup_ip: str | None
     created_at: float | None
+    declared_country: str | None
 
 
 @dataclass
@@ -422,12 +423,12 @@ def replay_gateway(
             raise DistillShieldError(f"{data}: no exchanges to replay")
         cutoffs = _cutoffs(span["t0"], span["t1"], step)
         acc = b.query(
-            "SELECT account_id, pathway, payment_fingerprint, signup_ip, epoch(created_at) AS created "
-            "FROM acc_all"
+            "SELECT account_id, pathway, payment_fingerprint, signup_ip, epoch(created_at) AS created, "
+            "declared_country FROM acc_all"
         )
         accounts = {
-            a: _AccountFacts(p, f, s, c)
-            for a, p, f, s, c in zip(*(acc.column(c).to_pylist() for c in acc.column_names), strict=True)
+            a: _AccountFacts(p, f, s, c, d)
+            for a, p, f, s, c, d in zip(*(acc.column(c).to_pylist() for c in acc.column_names), strict=True)
         }
         logged = signals is None
         provider = LoggedSignals() if logged else signals

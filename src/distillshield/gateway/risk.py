@@ -31,6 +31,21 @@ Evidence (each fires with a reason code):
     improbable under the background rate of such requests (all traffic, learned online;
     inflated by campaigns, hence conservative): the same binomial test. One curious request
     never fires it.
+``abroad:<declared>><seen>``
+    The request comes from a *fresh* account that no batch run has judged yet (first seen
+    after the horizon of the verdicts in force), within its first ``abroad_requests``
+    requests, and exits from a country other than the one the customer declared
+    (``declared_country`` on the key record; the request's country from the same offline
+    GeoIP tables as the batch enrichment). This is a hydra reseller's new head — bought to
+    serve customers where the service is not offered, used from there from its first
+    request — before anything ties it to its campaign; the batch model's hydra head reads
+    the same evidence over the whole history (``declared_country_share``). A traveller or a
+    student abroad looks the same, so the term is bounded twice: to the account's first
+    ``abroad_requests`` requests (the account model's pseudo-requests, 10: after them the
+    account's own traffic is the evidence) and to the hours before the next batch run,
+    whose verdict then replaces it; and what it is worth is learned from batch feedback like
+    every other term, so on traffic where fresh accounts abroad are mostly customers it
+    falls below the policy's threshold by itself.
 ``model:<head>`` (only with ``account_model``; off by default)
     The batch account model (:mod:`distillshield.detect.model`, one head per campaign tactic)
     scored on the account's own online features — the batch definitions of the same
@@ -293,14 +308,15 @@ class OnlineRisk:
     ``fresh_days``, ``alpha``, ``prior_precision``, ``prior_strength``, ``grain_s`` (how
     often a user's last use is re-stamped in a value's window), ``max_values``,
     ``max_memberships``, ``max_cohort`` (accounts remembered per value for feedback),
-    ``max_accounts`` (per-account states held; least recently active forgotten first) and
+    ``max_accounts`` (per-account states held; least recently active forgotten first),
     ``online_config`` (:class:`~distillshield.features.online.OnlineConfig` of the
-    per-account states).
+    per-account states) and ``abroad_requests`` (how many of a fresh, unjudged account's
+    first requests the ``abroad`` term looks at; 0 turns it off).
 
     ``score_one`` reads ``signals`` as the engine builds them: ``template_id``,
-    ``ip_prefix``, ``client`` (user agent + TLS), ``signup_prefix`` and
-    ``account_created`` (epoch seconds; ``None`` when the account record has no creation
-    time: such an account is never "fresh").
+    ``ip_prefix``, ``client`` (user agent + TLS), ``signup_prefix``, ``ip_country``,
+    ``declared_country`` and ``account_created`` (epoch seconds; ``None`` when the account
+    record has no creation time: such an account is never "fresh").
     """
 
     def __init__(
@@ -321,6 +337,7 @@ class OnlineRisk:
         online_config: OnlineConfig | None = None,
         account_model: Any = None,
         model_at: float = 0.5,
+        abroad_requests: int = 10,
     ) -> None:
         kinds = tuple(cohort_kinds)
         unknown = set(kinds) - set(COHORT_KINDS)
@@ -337,6 +354,8 @@ class OnlineRisk:
             raise ValueError(f"model_at must lie in (0, 1), got {model_at}")
         if max_accounts < 1:
             raise ValueError(f"max_accounts must be at least 1, got {max_accounts}")
+        if abroad_requests < 0:
+            raise ValueError(f"abroad_requests must be at least 0 (0: off), got {abroad_requests}")
         self.cohort_kinds = kinds
         self.cleared_kinds = cleared
         self.window_s = float(window_s)
@@ -358,11 +377,18 @@ class OnlineRisk:
         self._requests = 0
         self._expose = 0
         self._expose_fired: set[str] = set()
+        self.abroad_requests = int(abroad_requests)
+        self._abroad_fired: set[str] = set()
         # batch feedback per term kind: [flagged, scanned]
         self.account_model = account_model
         self.model_at = float(model_at)
         self._scorer = _ModelTerm(account_model) if account_model is not None else None
-        terms = (*kinds, "expose", *(("model",) if self._scorer is not None else ()))
+        terms = (
+            *kinds,
+            "expose",
+            *(("abroad",) if self.abroad_requests else ()),
+            *(("model",) if self._scorer is not None else ()),
+        )
         self._kind_feedback: dict[str, list[int]] = {k: [0, 0] for k in terms}
         # the account-model term: per head [flagged, scanned]; accounts it fired on -> head
         self._head_feedback: dict[str, list[int]] = {}
@@ -428,6 +454,23 @@ class OnlineRisk:
         """No batch run has seen the account yet: it arrived after the verdicts' horizon."""
         return self._until is None or acct.first_seen >= self._until
 
+    def _abroad(self, acct: _Account | None, signals: dict[str, Any], ts: float) -> str | None:
+        """``"<declared>><seen>"`` when the ``abroad`` term applies to this request (module
+        docstring), else ``None``. ``acct`` is the account's state *before* this request."""
+        if not self.abroad_requests:
+            return None
+        seen, home = signals.get("ip_country"), signals.get("declared_country")
+        if not seen or not home:
+            return None
+        seen, home = str(seen).upper(), str(home).upper()
+        if seen == home:
+            return None
+        if acct is not None and (not self._unjudged(acct) or acct.exposure()[0] >= self.abroad_requests):
+            return None
+        if not self._fresh(acct, _as_float(signals.get("account_created")), ts):
+            return None
+        return f"{home}>{seen}"
+
     def _base_fresh(self) -> float:
         a = self._active
         return (a.fresh + 1.0) / (a.n + 2.0)
@@ -461,6 +504,11 @@ class OnlineRisk:
                     prec = self._value_precision(kind, v)
                     where = "fleet:" if fleet else ""
                     reasons.append((prec, f"cohort:{kind}:{k}/{n}fresh:{where}p<{bound:.0e}:{prec:.2f}"))
+        # first contact from abroad, until a batch run has judged the account
+        away = self._abroad(acct, signals, ctx.ts)
+        if away is not None:
+            prec = self._kind_precision("abroad")
+            reasons.append((prec, f"abroad:{away}:{prec:.2f}"))
         # the batch account model on the account's own traffic, until a batch run has judged it
         if acct is not None and acct.model is not None and self._unjudged(acct):
             prob, head, top = acct.model
@@ -490,6 +538,8 @@ class OnlineRisk:
         ts = ctx.ts
         self._last_ts = max(self._last_ts, ts)
         acct = self._accounts.get(ctx.account_id)
+        # on the state before this request, as score_one saw it
+        abroad = self._abroad(acct, sig, ts) is not None
         if acct is None:
             created = _as_float(sig.get("account_created"))
             acct = self._accounts[ctx.account_id] = _Account(
@@ -554,6 +604,8 @@ class OnlineRisk:
                 self._join(kind, value, v, ctx.account_id)
         if cot == _EXPOSE and acct.expose is None:
             self._test_expose(ctx.account_id, acct)
+        if abroad:
+            self._abroad_fired.add(ctx.account_id)
         if self._scorer is not None:
             self._score_model(ctx.account_id, acct)
         if self._changed is not None:
@@ -570,6 +622,7 @@ class OnlineRisk:
                 return
             del self._accounts[victim]
             self._expose_fired.discard(victim)
+            self._abroad_fired.discard(victim)
             self._model_fired.pop(victim, None)
             self.forgotten += 1
 
@@ -801,6 +854,9 @@ class OnlineRisk:
         self._clear_members(verdicts, until)
         f, s = tally(self._expose_fired)
         self._kind_feedback["expose"] = [f, s]
+        if self.abroad_requests:
+            f, s = tally(self._abroad_fired)
+            self._kind_feedback["abroad"] = [f, s]
         if self._scorer is not None:
             by_head: dict[str, list[str]] = {}
             for a, head in self._model_fired.items():
