@@ -117,3 +117,9 @@ def test_scan_rejects_a_bad_time_bound(tmp_path: Path) -> None:
     res = runner.invoke(app, ["scan", str(tmp_path), "--out", str(tmp_path / "d"), "--until", "yesterday"])
     assert res.exit_code == 1
     assert "--until" in res.output
+
+
+def test_gateway_keys_refuses_a_declared_country_that_is_not_a_code() -> None:
+    """A name where an ISO code belongs would make every request of the account look abroad."""
+    res = runner.invoke(app, ["gateway", "keys", "acct_1", "--declared-country", "Germany"])
+    assert res.exit_code == 1 and "ISO 3166" in res.output

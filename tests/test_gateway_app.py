@@ -347,6 +347,13 @@ def test_admin_creates_keys(served: tuple[Harness, str]) -> None:
     # the store holds only the hash of the secret, and the account facts it was given
     assert secret not in json.dumps([k for k in h.store._keys])
     assert [r.declared_country for r in h.store._keys.values() if r.account_id == "acct_new"] == ["DE"]
+    bad = httpx.post(
+        f"{url}/admin/keys",
+        json={"account_id": "acct_x", "declared_country": "Germany"},
+        headers={"authorization": f"Bearer {ADMIN}"},
+    )
+    assert bad.status_code == 400 and "ISO 3166" in bad.json()["error"]["message"]
+    assert not [r for r in h.store._keys.values() if r.account_id == "acct_x"]
     assert Action.ALLOW.name == "ALLOW"
 
 

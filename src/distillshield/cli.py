@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -38,7 +38,7 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=1)
 
@@ -991,16 +991,19 @@ def gateway_keys(
 
     secret = "sk-ds-" + _secrets.token_urlsafe(24)
     created = _when(created_at, "--created-at")
-    record = KeyRecord(
-        f"key_{_secrets.token_hex(6)}",
-        account,
-        org,
-        pathway,
-        payment_fingerprint,
-        created_at=created.timestamp() if created else None,
-        signup_ip=signup_ip,
-        declared_country=declared_country.upper() if declared_country else None,
-    )
+    try:
+        record = KeyRecord(
+            f"key_{_secrets.token_hex(6)}",
+            account,
+            org,
+            pathway,
+            payment_fingerprint,
+            created_at=created.timestamp() if created else None,
+            signup_ip=signup_ip,
+            declared_country=declared_country,
+        )
+    except ValueError as exc:
+        _fail(f"--declared-country: {exc}")
 
     async def put() -> None:
         st = open_store(store, timeout_s=2.0)

@@ -78,6 +78,15 @@ class KeyRecord:
     signup_ip: str | None = None  # sign-up address (sign-up infrastructure cohorts)
     declared_country: str | None = None  # ISO 3166 alpha-2 the customer declared (first contact abroad)
 
+    def __post_init__(self) -> None:
+        # compared with GeoIP country codes on every request: "Germany" or "deu" would read as
+        # abroad everywhere, so a code that cannot match is refused where the key is made
+        c = self.declared_country
+        if c is not None:
+            if not (isinstance(c, str) and len(c) == 2 and c.isascii() and c.isalpha()):
+                raise ValueError(f"declared_country must be an ISO 3166 alpha-2 code such as 'DE', got {c!r}")
+            object.__setattr__(self, "declared_country", c.upper())
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 

@@ -1326,18 +1326,19 @@ def create_app(config: GatewayConfig, **kwargs: Any) -> Starlette:
         if not isinstance(account, str) or not account:
             return _error(400, "'account_id' is required.", "invalid_request_error", "invalid_request")
         secret = "sk-ds-" + secrets.token_urlsafe(24)
-        record = KeyRecord(
-            key_id=f"key_{secrets.token_hex(6)}",
-            account_id=account,
-            org_id=body.get("org_id"),
-            pathway=body.get("pathway"),
-            payment_fingerprint=body.get("payment_fingerprint"),
-            created_at=_num(body.get("created_at")),
-            signup_ip=body.get("signup_ip") if isinstance(body.get("signup_ip"), str) else None,
-            declared_country=(
-                body["declared_country"].upper() if isinstance(body.get("declared_country"), str) else None
-            ),
-        )
+        try:
+            record = KeyRecord(
+                key_id=f"key_{secrets.token_hex(6)}",
+                account_id=account,
+                org_id=body.get("org_id"),
+                pathway=body.get("pathway"),
+                payment_fingerprint=body.get("payment_fingerprint"),
+                created_at=_num(body.get("created_at")),
+                signup_ip=body.get("signup_ip") if isinstance(body.get("signup_ip"), str) else None,
+                declared_country=body.get("declared_country"),
+            )
+        except ValueError as exc:
+            return _error(400, str(exc), "invalid_request_error", "invalid_request")
         try:
             await gw.store.put_key(hash_key(secret), record)
         except StoreUnavailable as exc:
