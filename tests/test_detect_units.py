@@ -521,8 +521,9 @@ def test_a_client_stack_places_its_loners_in_the_campaign_holding_most_of_its_ho
     from distillshield.detect.campaigns import _cluster
 
     # one operator's 12-account campaign (one card clique) spread over pinned client stacks of
-    # two to four of its accounts, none half of the campaign; stacks also have flagged loners
-    rows = _clique("a", 12, "payment") + _clique("d", 8, "ip") + _clique("c", 2, "payment")
+    # two to four of its accounts, none half of the campaign; stacks also have flagged loners.
+    # A 20-account farm (d) runs three of those releases on a few of its accounts.
+    rows = _clique("a", 12, "payment") + _clique("d", 20, "ip") + _clique("c", 2, "payment")
     flagged = sorted({x for r in rows for x in r[:2]} | {"z0", "z1", "z2", "y0", "y1", "x"})
     stack1 = ["a00", "a01", "a02", "a03", "d00", "z0", "z1", "x"]  # 4 in a, 1 in d: a's
     stack2 = ["a04", "a05", "a06", "d01", "d02", "y0"]  # 3 in a, 2 in d: a's (3 of 5)
@@ -536,10 +537,37 @@ def test_a_client_stack_places_its_loners_in_the_campaign_holding_most_of_its_ho
     hubs = {f"client=s{i + 1}": s for i, s in enumerate([stack1, stack2, stack3, stack4, stack5])}
     assign = _cluster(flagged, _edges(rows), hubs=hubs)
     assert assign["z0"] == assign["z1"] == assign["y0"] == assign["a00"]  # loners come along
-    assert assign["d00"] == assign["d01"] == before["d00"] != assign["a00"]  # d stays apart
+    # d shares three stacks with a, but 5 of its 20 accounts hold them: not woven together
+    assert assign["d00"] == assign["d01"] == before["d00"] != assign["a00"]
     assert assign["c00"] == before["c00"] != assign["d05"]
     assert "y1" not in assign  # its stack's campaign is not clear; alone it is no campaign
     assert "x" not in assign  # it would bridge a and d
+
+
+def test_client_stacks_weave_one_operators_card_groups_into_one_campaign() -> None:
+    from distillshield.detect.campaigns import _cluster
+
+    # one operator pays with three cards (three cliques of 6) and spreads each card's accounts
+    # over the same four pinned stacks, with cardless loners on them; another campaign (e)
+    # shares one stock release with it
+    rows = _clique("g", 6, "payment") + _clique("h", 6, "payment") + _clique("k", 6, "payment")
+    rows += _clique("e", 8, "payment")
+    stacks: dict[str, list[str]] = {f"client=t{j}": [f"z{j}"] for j in range(4)}
+    for group in "ghk":
+        for i in range(6):
+            stacks[f"client=t{i % 4}"].append(f"{group}{i:02d}")
+    stacks["client=t0"] += ["e00", "e01"]
+    flagged = sorted({x for r in rows for x in r[:2]} | {f"z{j}" for j in range(4)})
+    before = _cluster(flagged, _edges(rows))
+    assert len({before[f"{g}00"] for g in "ghk"}) == 3  # three card groups, no pair edge between
+    assign = _cluster(flagged, _edges(rows), hubs={v: sorted(h) for v, h in stacks.items()})
+    operator = {assign[a] for a in flagged if a[0] in "ghkz"}
+    assert len(operator) == 1 and "z0" in assign  # one campaign, its loners included
+    assert assign["e00"] == before["e00"] != assign["g00"]  # one shared release ties nothing
+    # two shared stacks are not enough: with only t0 and t1 the groups stay apart
+    two = {v: h for v, h in stacks.items() if v in ("client=t0", "client=t1")}
+    apart = _cluster(flagged, _edges(rows), hubs={v: sorted(h) for v, h in two.items()})
+    assert len({apart[f"{g}00"] for g in "ghk"}) == 3
 
 
 def test_hub_values_are_over_cap_cards_and_handles_held_mostly_by_flagged_accounts() -> None:

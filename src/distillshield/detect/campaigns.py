@@ -34,10 +34,20 @@ Over-cap identity values (scale)
     accounts each, most of them B's, and apart from prompt templates (left out, above) nothing else
     tied its cardless accounts to the rest. Since an operator spreads its accounts over many
     stacks, no one stack is half of its campaign; and since two operators may run one stock
-    release, a stack must never tie two communities together. A client hub therefore only
-    places loners: they join the community that holds a strict majority (at least
-    :data:`MERGE_MIN_EDGES`) of the stack's holders that are in communities, unless their
-    stacks point to two communities or a card or staff-handle hub already placed them.
+    release, one stack never ties two communities together. Client hubs act in two ways:
+
+    * *weaving*: two communities that hold at least :data:`MERGE_MIN_EDGES` stacks in common,
+      with at least half the members of each holding one of them, are merged. An operator
+      that pays with a dozen cards and assigns each account a card and a pinned stack
+      independently leaves card groups with no pair edge between them, each spread over the
+      same stacks: on evasive-2 campaign B was nine card groups and 106 cardless accounts
+      (coverage 17.6 %) until this rule, 86.4 % after (docs/results.md, "Client stacks that
+      weave card groups together"). A farm that runs a few of those releases on a few of its
+      accounts is not woven in, nor is a campaign sharing one or two stock releases;
+    * *placing loners*: then a stack's holders in no community join the (merged) community
+      that holds a strict majority (at least :data:`MERGE_MIN_EDGES`) of the stack's holders
+      that are in communities, unless their stacks point to two communities or a card or
+      staff-handle hub already placed them.
 
 Corroboration
     An account the model scores at 0.5 or more (more likely than not) but below its flag
@@ -256,7 +266,7 @@ def _cluster(
 
     ``hubs``: over-cap values (:func:`_hub_values`), value -> its flagged holders; a card
     or staff handle joins the communities made mostly of its holders and its holders left
-    alone, a client stack only places its loners (:func:`_join_hubs`).
+    alone, client stacks weave communities together and place loners (:func:`_join_hubs`).
     """
     if not flagged_ids or (edges.num_rows == 0 and not hubs):
         return {}
@@ -353,24 +363,28 @@ def _join_hubs(
     on its own. Every member's community is taken after the identity merge (``find``), so
     "half" is of the merged community.
 
-    A client stack (``client=``) is not an identity, so it never joins communities at all:
-    it belongs to the community holding a strict majority (and at least
+    A client stack (``client=``) is not an identity, so no one stack joins communities: a
+    stock release two operators both run must not merge them (it did on seeds 12 and 13,
+    through the half rule and through such loners). After the cards and staff handles,
+    communities woven together by several stacks are merged (:func:`_merge_by_stacks`);
+    then each stack belongs to the community holding a strict majority (and at least
     :data:`MERGE_MIN_EDGES`) of its holders that are in communities, and brings its loners
     there — a loner whose stacks belong to two communities, or that a card or staff handle
     already placed, stays where it is, since it would bridge them. An operator spreads its
     accounts over a dozen pinned stacks, so no one stack is half of its campaign, yet each
-    stack's holders sit in that campaign; a stock release two operators both run must not
-    merge them (it did on seeds 12 and 13, through the half rule and through such loners).
+    stack's holders sit in that campaign.
     """
     # communities as they were before any hub joined them
     root_of = {i: find(community[i]) for i in {index[a] for hs in hubs.values() for a in hs if a in index}}
     root_size = Counter(find(community[i]) for i in degree)
-    targets: dict[int, set[int]] = {}  # loner -> the communities its client stacks belong to
     tied: set[int] = set()  # loners a card or staff handle already placed
+    stacks: list[tuple[Counter[int], list[int]]] = []  # per client stack: communities held, loners
+    holding: list[dict[int, set[int]]] = []  # per client stack: community -> its holders there
     for h, value in enumerate(sorted(hubs)):
         node = first_hub + h
         held: Counter[int] = Counter()
         loners: list[int] = []
+        members: dict[int, set[int]] = {}
         for a in hubs[value]:
             i = index.get(a)
             if i is None:
@@ -380,20 +394,60 @@ def _join_hubs(
                 loners.append(root)  # its own community id
             else:
                 held[root] += 1
+                members.setdefault(root, set()).add(i)
         if _hub_kind(value) == "client":
-            if held:
-                root, n = max(sorted(held.items()), key=lambda kv: kv[1])
-                if n >= MERGE_MIN_EDGES and 2 * n > sum(held.values()):
-                    for loner in loners:
-                        targets.setdefault(loner, set()).add(root)
+            stacks.append((held, loners))
+            holding.append(members)
             continue
         tied.update(loners)
         for root in [*loners, *(r for r, n in sorted(held.items()) if 2 * n >= root_size[r])]:
             parent[find(root)] = find(node)
+    _merge_by_stacks(holding, degree, community, parent, find)
+    # each stack's loners go to the (merged) community holding a strict majority of its holders
+    targets: dict[int, set[int]] = {}  # loner -> the communities its client stacks belong to
+    for held, loners in stacks:
+        merged: Counter[int] = Counter()
+        for r, n in held.items():
+            merged[find(r)] += n
+        if merged:
+            root, n = max(sorted(merged.items()), key=lambda kv: kv[1])
+            if n >= MERGE_MIN_EDGES and 2 * n > sum(merged.values()):
+                for loner in loners:
+                    targets.setdefault(loner, set()).add(root)
     # a loner whose stacks belong to two campaigns stays out: it would bridge them
     for loner, where in sorted(targets.items()):
-        if len(where) == 1 and loner not in tied:
-            parent[find(loner)] = find(next(iter(where)))
+        roots = {find(r) for r in where}
+        if len(roots) == 1 and loner not in tied:
+            parent[find(loner)] = find(next(iter(roots)))
+
+
+def _merge_by_stacks(
+    holding: list[dict[int, set[int]]],
+    degree: set[int],
+    community: list[int],
+    parent: list[int],
+    find: Callable[[int], int],
+) -> None:
+    """Merge two communities woven together by client stacks (see :func:`_join_hubs`).
+
+    ``holding``: per client hub, community -> its members holding the stack. Two communities
+    (as merged so far) are merged when they hold at least :data:`MERGE_MIN_EDGES` stacks in
+    common *and* most members of each (at least half) hold one of those shared stacks.
+    """
+    size = Counter(find(community[i]) for i in degree)
+    by_pair: dict[tuple[int, int], tuple[set[int], set[int], int]] = {}
+    for members in holding:
+        merged: dict[int, set[int]] = {}
+        for r, held in members.items():
+            merged.setdefault(find(r), set()).update(held)
+        roots = sorted(merged)
+        for k, x in enumerate(roots):
+            for y in roots[k + 1 :]:
+                hx, hy, n = by_pair.get((x, y), (set(), set(), 0))
+                by_pair[(x, y)] = (hx | merged[x], hy | merged[y], n + 1)
+    for (x, y), (hx, hy, n) in sorted(by_pair.items()):
+        if n >= MERGE_MIN_EDGES and 2 * len(hx) >= size[x] and 2 * len(hy) >= size[y]:
+            parent[find(x)] = find(y)
 
 
 def _hub_values(
