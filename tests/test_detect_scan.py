@@ -106,6 +106,43 @@ def test_scan_quality_floor_on_the_small_default(scanned: Path, data: Path) -> N
         assert camp["purity"] >= 0.9, camp
 
 
+def test_the_floor_holds_a_lone_campaign_account_not_a_linked_one(data: Path, tmp_path: Path) -> None:
+    """detect/floor.py through the scan: a campaign's accounts are linked to each other, so a
+    floor far above their request counts holds none of them; left alone (every other campaign
+    account removed from the logs) the same kind of account is held, and flagged without it."""
+    from distillshield.prepare import prepare
+
+    linked = scan_tables(data, dossiers=False, thin_floor=1000)
+    assert linked.summary["held_thin_flags"] == 0 and linked.summary["accounts_flagged"] > 0
+    labels = pq.read_table(data / "labels" / "accounts.parquet").to_pylist()
+    campaign = sorted(r["account_id"] for r in labels if r["campaign_id"] == "campaign-d")
+    lone, others = (
+        campaign[0],
+        [r["account_id"] for r in labels if r["campaign_id"] and r["account_id"] != campaign[0]],
+    )
+    alone = tmp_path / "alone"
+    shutil.copytree(data, alone, ignore=shutil.ignore_patterns("derived"))
+    for spec in (EXCHANGES, ACCOUNTS):
+        t = read_table(alone, spec)
+        kept = t.filter(pc.invert(pc.is_in(t.column("account_id"), value_set=pa.array(others))))
+        target = alone / spec.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.with_name(target.name + ".parquet").unlink()
+        write_table(kept, alone, spec, part=0 if spec is EXCHANGES else None)
+    prepare(alone)
+
+    def row(floor: int) -> dict[str, Any]:
+        result = scan_tables(alone, dossiers=False, thin_floor=floor)
+        return next(r for r in result.accounts.to_pylist() if r["account_id"] == lone) | result.summary
+
+    off, held = row(0), row(1000)
+    assert off["flagged"] and off["held_thin_flags"] == 0
+    assert not held["flagged"] and held["score"] == off["score"] and held["held_thin_flags"] >= 1
+    assert held["top_reasons"][0].startswith("held: flagged on ")
+
+
 def _truncate(src: Path, dst: Path, until: object) -> None:
     """A copy of a prepared dataset that physically holds only what was known before ``until``."""
     shutil.copytree(src, dst)

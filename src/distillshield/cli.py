@@ -373,6 +373,15 @@ def scan(
         float,
         typer.Option(min=0.0, max=1.0, help="Trust in peers' confidence: 1 as stated, 0 ignores it."),
     ] = 1.0,
+    thin_floor: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Evidence floor: hold a flag on fewer requests than this unless a card, address, "
+            "prefix, sign-up or metadata value links the account to another flagged one "
+            "(default: the model's 10 pseudo-requests, detect.floor.THIN_FLOOR; 0: off).",
+        ),
+    ] = 10,
 ) -> None:
     """Detect distillation campaigns: DET/accounts.parquet, campaigns.json and report.html."""
     from distillshield.detect import load_model
@@ -391,6 +400,7 @@ def scan(
             "report": report,
             "intel": intel,
             "intel_weight": intel_weight,
+            "thin_floor": thin_floor,
         }
         if state is not None:
             result = scan_increment(data, state, out, **common)
@@ -419,6 +429,15 @@ def replay(
     memory_limit: Annotated[
         str | None, typer.Option(help="Engine memory cap, e.g. 6GB (spills to a temporary directory).")
     ] = None,
+    thin_floor: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Evidence floor: hold a flag on fewer requests than this unless a card, address, "
+            "prefix, sign-up or metadata value links the account to another flagged one "
+            "(default: the model's 10 pseudo-requests, detect.floor.THIN_FLOOR; 0: off).",
+        ),
+    ] = 10,
 ) -> None:
     """Run detection at a cadence on the data available at each step; fills first_flagged_at."""
     from distillshield.detect import load_model
@@ -437,6 +456,7 @@ def replay(
             model=load_model(model),
             report=report,
             progress=update,
+            thin_floor=thin_floor,
         )
     console.print(_campaigns_table(result.campaigns, f"{len(result.campaigns)} campaigns at the last step"))
     s = result.summary

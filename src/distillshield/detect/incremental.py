@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distillshield.backends import Backend, get_backend, quote_name
+from distillshield.detect.floor import THIN_FLOOR
 from distillshield.detect.model import AccountModel
 from distillshield.detect.scan import ScanResult, StepStat, register_window, scan_tables
 from distillshield.errors import DistillShieldError
@@ -206,6 +207,7 @@ def scan_increment(
     window_hours: float = 24.0,
     intel: str | Path | None = None,
     intel_weight: float = 1.0,
+    thin_floor: int = THIN_FLOOR,
 ) -> ScanResult:
     """Add ``[state's until, until)`` to the state in ``state_dir``, then scan everything so far.
 
@@ -278,6 +280,7 @@ def scan_increment(
         stats=registered,
         intel=evidence,
         intel_weight=intel_weight,
+        thin_floor=thin_floor,
     )
     result.steps[:0] = steps
     until_iso = until.isoformat()

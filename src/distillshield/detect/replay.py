@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from distillshield._sql import quote_name
 from distillshield.backends import Backend, get_backend
+from distillshield.detect.floor import THIN_FLOOR
 from distillshield.detect.model import AccountModel, load_model
 from distillshield.detect.scan import ScanResult, StepStat, scan_tables
 from distillshield.errors import DistillShieldError
@@ -102,8 +103,12 @@ def replay(
     seed: int = 0,
     report: bool = True,
     progress: Callable[[int, int | None], None] | None = None,
+    thin_floor: int = THIN_FLOOR,
 ) -> ScanResult:
-    """Replay detection over ``data_dir`` at cadence ``every``; write the contract to ``out``."""
+    """Replay detection over ``data_dir`` at cadence ``every``; write the contract to ``out``.
+
+    ``thin_floor``: the evidence floor of every step (:func:`~distillshield.detect.scan.scan_tables`).
+    """
     from distillshield.detect.output import run_record, write_detections
     from distillshield.prepare import prepare
 
@@ -160,6 +165,7 @@ def replay(
             dossiers=final,
             registered=registered,
             stats=state,
+            thin_floor=thin_floor,
         )
         acc = result.accounts
         ids = acc.column("account_id").to_pylist()

@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 from distillshield._sql import quote_name
 from distillshield.backends import Backend, get_backend
 from distillshield.detect.design import FEATURES
+from distillshield.detect.floor import THIN_FLOOR, hold_thin_flags
 from distillshield.detect.graph import graph_features
 from distillshield.detect.model import AccountModel, load_model
 from distillshield.detect.neighbours import SHARED_COLUMN, score_with_peers
@@ -332,8 +333,13 @@ def scan_tables(
     stats: StatsNames | None = None,
     intel: pa.Table | None = None,
     intel_weight: float = 1.0,
+    thin_floor: int = THIN_FLOOR,
 ) -> ScanResult:
     """Run every step of the scan on ``data_dir`` (prepared) and return the results.
+
+    ``thin_floor``: an account flagged on fewer requests than this, with no card, address,
+    prefix, sign-up or metadata value shared with another flagged account, is held
+    (:mod:`distillshield.detect.floor`); 0 holds nothing.
 
     ``intel``: peers' evidence from ``distillshield intel hunt``
     (:func:`~distillshield.detect.peers.read_intel_evidence`), folded into the scores before
@@ -384,6 +390,17 @@ def scan_tables(
             "intel_weight": intel_weight,
         }
     flagged = prob >= m.threshold
+    held: dict[str, str] = {}
+    if thin_floor > 0 and table.num_rows:
+        ids = table.column("account_id").to_pylist()
+        n_req = table.column("n_requests").to_numpy(zero_copy_only=False)
+        # peers' intelligence is evidence beyond the account's own requests: never held
+        flagged, held = hold_thin_flags(
+            ids, n_req, flagged, edges, floor=thin_floor, exempt=~np.isnan(intel_conf)
+        )
+        for i, a in enumerate(ids):
+            if a in held:
+                reasons[i] = [held[a], *reasons[i]]
     steps.append(StepStat("score", table.num_rows, time.perf_counter() - t0))
 
     t0 = time.perf_counter()
@@ -430,6 +447,8 @@ def scan_tables(
         "until": until.isoformat() if until else None,
         "backend": b.dialect,
         "model": m.provenance.get("name", "account-lr"),
+        "thin_floor": thin_floor,
+        "held_thin_flags": len(held),
         **intel_summary,
     }
     return ScanResult(
@@ -450,6 +469,7 @@ def scan(
     daily: bool = False,
     intel: str | Path | None = None,
     intel_weight: float = 1.0,
+    thin_floor: int = THIN_FLOOR,
 ) -> ScanResult:
     """Prepare what is missing, scan, and write the detection directory ``out``.
 
@@ -461,7 +481,7 @@ def scan(
     so a dataset prepared once is scanned many times at the cost of the scan alone.
     ``intel``: a ``distillshield intel hunt`` output directory (or its
     ``intel_evidence.parquet``) whose evidence raises the scores of the accounts peers reported
-    (:mod:`distillshield.detect.peers`).
+    (:mod:`distillshield.detect.peers`). ``thin_floor``: see :func:`scan_tables`.
     """
     from distillshield.detect.output import run_record, write_detections, write_parquet
     from distillshield.detect.peers import read_intel_evidence
@@ -480,6 +500,7 @@ def scan(
         seed=seed,
         intel=evidence,
         intel_weight=intel_weight,
+        thin_floor=thin_floor,
     )
     result.steps.insert(0, prep)
     t0 = time.perf_counter()

@@ -1,0 +1,93 @@
+"""The evidence floor: a flag on a handful of requests needs a link to another flagged account.
+
+Why
+    Every false positive the shipped model made on the six evaluation datasets (docs/results.md,
+    "A flag on a handful of requests needs a link") was an account flagged *alone* on 1, 2, 5
+    or 8 requests: a developer's first two calls, a student's one, a benchmark researcher's
+    first five. With fewer requests than the model's pseudo-requests
+    (:data:`~distillshield.detect.design.PSEUDO_REQUESTS`, 10) an account's own evidence
+    weighs less than the prior it is shrunk towards, and the per-request statistics of a
+    short session (a reasoning share of 0.8 on five requests) are the noise of a small sample.
+
+    A campaign's light accounts are flagged on as few requests, but they are seldom alone: a
+    hydra's accounts leave from shared proxies, are paid by shared cards, are created by one
+    sign-up script or carry its staff's handles. So the floor holds a thin flag only when none
+    of that links the account to another flagged account: a card (``payment``), an address
+    (``ip``, within the linking window), a ``/24`` (``prefix``), a sign-up ``/24``
+    (``signup``) or a ``"key": "value"`` metadata pair (``metadata``), the kinds
+    :data:`LINK_KINDS`. Client stacks, prompt templates and synchronised activity do not
+    count: a stock SDK release, a public benchmark prompt and office hours are shared by
+    strangers.
+
+What a held account is
+    Not flagged (so not in a campaign, not shared as intelligence, not counted as detected),
+    with its score kept — the gateway still reads it as ``suspect`` when the score says more
+    likely than not (docs/gateway.md) — and a first reason that says why it was held. The next
+    batch run decides again on more requests or new links. An over-cap card or staff handle
+    held mostly by flagged accounts has no pair edges; the corroboration step that follows
+    (:func:`~distillshield.detect.campaigns.build_campaigns`) still flags its holders.
+
+Cost (measured, docs/results.md): the light accounts of the hydra and of the agentic
+campaign that have no link yet are flagged one or two batch runs later.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distillshield.detect.design import PSEUDO_REQUESTS
+
+__all__ = ["LINK_KINDS", "THIN_FLOOR", "hold_thin_flags"]
+
+#: Fewer requests than this make a flag "thin": the model's pseudo-request count.
+THIN_FLOOR = int(PSEUDO_REQUESTS)
+#: Edge kinds that link a thin flag to another flagged account (module docstring).
+LINK_KINDS: tuple[str, ...] = ("payment", "ip", "prefix", "signup", "metadata")
+
+
+def hold_thin_flags(
+    account_ids: list[str],
+    n_requests: np.ndarray,
+    flagged: np.ndarray,
+    edges: pa.Table,
+    *,
+    floor: int = THIN_FLOOR,
+    exempt: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, str]]:
+    """Unflag accounts flagged on fewer than ``floor`` requests with no link to another flag.
+
+    ``n_requests`` and ``flagged`` are aligned with ``account_ids``; ``edges`` is the linking
+    step's edge table (:data:`distillshield.linking.EDGE_SCHEMA`). Returns the new flags (a
+    copy) and, per held account, the reason to put first. ``floor <= 0`` holds nothing;
+    ``exempt`` (aligned, optional) marks accounts never held (flagged on other evidence).
+    """
+    out = np.asarray(flagged, dtype=bool).copy()
+    n = np.asarray(n_requests, dtype=float)
+    thin = out & (n < floor)
+    if exempt is not None:
+        thin &= ~np.asarray(exempt, dtype=bool)
+    if floor <= 0 or not thin.any():
+        return out, {}
+    flagged_ids = pa.array([a for a, f in zip(account_ids, out, strict=True) if f], pa.string())
+    links = edges.filter(
+        pc.and_(
+            pc.is_in(edges.column("kind"), value_set=pa.array(LINK_KINDS, pa.string())),
+            pc.and_(
+                pc.is_in(edges.column("src"), value_set=flagged_ids),
+                pc.is_in(edges.column("dst"), value_set=flagged_ids),
+            ),
+        )
+    )
+    linked = set(links.column("src").to_pylist()) | set(links.column("dst").to_pylist())
+    held: dict[str, str] = {}
+    for i in np.flatnonzero(thin):
+        a = account_ids[i]
+        if a not in linked:
+            out[i] = False
+            held[a] = (
+                f"held: flagged on {int(n[i])} request(s) (floor {floor}) with no card, address, "
+                "prefix, sign-up or metadata value shared with another flagged account"
+            )
+    return out, held
