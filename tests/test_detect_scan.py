@@ -124,13 +124,9 @@ def test_the_floor_holds_a_lone_campaign_account_not_a_linked_one(data: Path, tm
     shutil.copytree(data, alone, ignore=shutil.ignore_patterns("derived"))
     for spec in (EXCHANGES, ACCOUNTS):
         t = read_table(alone, spec)
-        kept = t.filter(pc.invert(pc.is_in(t.column("account_id"), value_set=pa.array(others))))
-        target = alone / spec.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.with_name(target.name + ".parquet").unlink()
-        write_table(kept, alone, spec, part=0 if spec is EXCHANGES else None)
+        _replace(
+            alone, spec, t.filter(pc.invert(pc.is_in(t.column("account_id"), value_set=pa.array(others))))
+        )
     prepare(alone)
 
     def row(floor: int) -> dict[str, Any]:
@@ -138,9 +134,24 @@ def test_the_floor_holds_a_lone_campaign_account_not_a_linked_one(data: Path, tm
         return next(r for r in result.accounts.to_pylist() if r["account_id"] == lone) | result.summary
 
     off, held = row(0), row(1000)
-    assert off["flagged"] and off["held_thin_flags"] == 0
-    assert not held["flagged"] and held["score"] == off["score"] and held["held_thin_flags"] >= 1
+    assert off["flagged"] and not off["held"] and off["held_thin_flags"] == 0
+    assert (
+        not held["flagged"]
+        and held["held"]
+        and held["score"] == off["score"]
+        and held["held_thin_flags"] >= 1
+    )
     assert held["top_reasons"][0].startswith("held: flagged on ")
+
+
+def _replace(root: Path, spec: Any, kept: pa.Table) -> None:
+    """Rewrite one canonical table of the dataset at ``root`` with ``kept``."""
+    target = root / spec.name
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.with_name(target.name + ".parquet").unlink()
+    write_table(kept, root, spec, part=0 if spec is EXCHANGES else None)
 
 
 def _truncate(src: Path, dst: Path, until: object) -> None:
@@ -148,13 +159,7 @@ def _truncate(src: Path, dst: Path, until: object) -> None:
     shutil.copytree(src, dst)
     for spec, col in ((EXCHANGES, "ts"), (ACCOUNTS, "created_at"), (RELEASES, "released_at")):
         t = read_table(dst, spec)
-        kept = t.filter(pc.less(t.column(col), pa.scalar(until, t.schema.field(col).type)))
-        target = dst / spec.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.with_name(target.name + ".parquet").unlink()
-        write_table(kept, dst, spec, part=0 if spec is EXCHANGES else None)
+        _replace(dst, spec, t.filter(pc.less(t.column(col), pa.scalar(until, t.schema.field(col).type))))
 
 
 def test_until_sees_nothing_from_the_future(data: Path, tmp_path: Path) -> None:

@@ -225,6 +225,32 @@ def test_build_verdicts_reads_the_requests_the_scan_saw(tmp_path: Path) -> None:
     assert got["f"] == AccountVerdict("flagged", None, 0.95, 0.0, 5)
 
 
+def test_a_flag_the_batch_held_is_a_thin_flag_at_the_gateway(tmp_path: Path) -> None:
+    # detect/floor.py holds a flag on a handful of requests with no link to another flag: the
+    # batch does not report it, the gateway protects it as it would the thin flag (it lapses
+    # after 10 more requests, Engine); a held account corroboration later flagged is flagged
+    pq.write_table(
+        pa.table(
+            {
+                "account_id": ["h", "s", "f"],
+                "score": [0.97, 0.7, 0.95],
+                "flagged": [False, False, True],
+                "campaign_id": pa.array([None, None, None], pa.string()),
+                "held": [True, False, False],
+            }
+        ),
+        tmp_path / "accounts.parquet",
+    )
+    (tmp_path / "campaigns.json").write_text(json.dumps({"campaigns": []}))
+    pq.write_table(
+        pa.table({"account_id": ["h", "s", "f"], "n_requests": [3, 4, 40]}), tmp_path / "fingerprints.parquet"
+    )
+    got = build_verdicts(tmp_path).accounts
+    assert got["h"] == AccountVerdict("flagged", None, 0.97, 0.0, 3)
+    assert got["s"] == AccountVerdict("suspect", None, 0.7, 0.0, 4)
+    assert got["f"] == AccountVerdict("flagged", None, 0.95, 0.0, 40)
+
+
 def test_signup_key_matches_the_batch_signup_edges() -> None:
     assert _signup_key("198.51.100.23") == "198.51.100.0/24"
     assert _signup_key("2001:db8::1") == "2001:db8::1"

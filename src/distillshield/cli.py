@@ -289,6 +289,15 @@ def _when(text: str | None, flag: str) -> datetime | None:
 _BackendOpt = Annotated[
     str | None, typer.Option("--backend", help="Query engine: duckdb (default) or spark (docs/spark.md).")
 ]
+_ThinFloorOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Evidence floor: hold a flag on fewer requests than this unless a card, address, "
+        "prefix, sign-up or metadata value links the account to another flagged one "
+        "(default: the model's 10 pseudo-requests, detect.floor.THIN_FLOOR; 0: off).",
+    ),
+]
 _BackendConfigOpt = Annotated[
     Path | None,
     typer.Option("--backend-config", help="TOML file: the backend and its options (docs/spark.md)."),
@@ -373,15 +382,7 @@ def scan(
         float,
         typer.Option(min=0.0, max=1.0, help="Trust in peers' confidence: 1 as stated, 0 ignores it."),
     ] = 1.0,
-    thin_floor: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Evidence floor: hold a flag on fewer requests than this unless a card, address, "
-            "prefix, sign-up or metadata value links the account to another flagged one "
-            "(default: the model's 10 pseudo-requests, detect.floor.THIN_FLOOR; 0: off).",
-        ),
-    ] = 10,
+    thin_floor: _ThinFloorOpt = 10,
 ) -> None:
     """Detect distillation campaigns: DET/accounts.parquet, campaigns.json and report.html."""
     from distillshield.detect import load_model
@@ -429,15 +430,7 @@ def replay(
     memory_limit: Annotated[
         str | None, typer.Option(help="Engine memory cap, e.g. 6GB (spills to a temporary directory).")
     ] = None,
-    thin_floor: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            help="Evidence floor: hold a flag on fewer requests than this unless a card, address, "
-            "prefix, sign-up or metadata value links the account to another flagged one "
-            "(default: the model's 10 pseudo-requests, detect.floor.THIN_FLOOR; 0: off).",
-        ),
-    ] = 10,
+    thin_floor: _ThinFloorOpt = 10,
 ) -> None:
     """Run detection at a cadence on the data available at each step; fills first_flagged_at."""
     from distillshield.detect import load_model

@@ -21,9 +21,11 @@ Why
 
 What a held account is
     Not flagged (so not in a campaign, not shared as intelligence, not counted as detected),
-    with its score kept — the gateway still reads it as ``suspect`` when the score says more
-    likely than not (docs/gateway.md) — and a first reason that says why it was held. The next
-    batch run decides again on more requests or new links. An over-cap card or staff handle
+    with its score kept, ``held`` true in ``accounts.parquet`` and a first reason that says why.
+    The gateway acts on it as the thin flag it is (protected until the account has sent 10
+    more requests, :mod:`distillshield.gateway.verdicts`): holding a flag from the analyst's
+    queue and from peers must not serve a harvest. The next batch run decides again on more
+    requests or new links. An over-cap card or staff handle
     held mostly by flagged accounts has no pair edges; the corroboration step that follows
     (:func:`~distillshield.detect.campaigns.build_campaigns`) still flags its holders.
 

@@ -412,6 +412,7 @@ def scan_tables(
             "novelty": pa.array(novelty, pa.float64()),
             "top_reasons": pa.array(reasons, pa.list_(pa.string())),
             "intel_confidence": pa.array(intel_conf, pa.float64(), from_pandas=True),
+            "held": pa.array([a in held for a in table.column("account_id").to_pylist()], pa.bool_()),
         }
     )
     accounts, campaigns = build_campaigns(
@@ -425,6 +426,9 @@ def scan_tables(
         max_group=params.max_group,
         max_client=params.max_client_accounts,
     )
+    if held:  # corroboration may have flagged a held account after all
+        still = pc.and_(accounts.column("held"), pc.invert(accounts.column("flagged")))
+        accounts = accounts.set_column(accounts.schema.get_field_index("held"), "held", still)
     if intel is not None:
         from distillshield.detect.peers import campaign_intel
 

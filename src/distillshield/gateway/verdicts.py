@@ -157,18 +157,26 @@ def _read_detections(
         campaigns_doc["campaigns"] if isinstance(campaigns_doc, dict) else campaigns_doc
     )
     campaign_score = {str(c["id"]): float(c.get("score", 0.0)) for c in campaigns_list}
-    table = pq.read_table(acc_path, columns=["account_id", "score", "flagged", "campaign_id"])
+    columns = ["account_id", "score", "flagged", "campaign_id"]
+    try:
+        has_held = "held" in pq.read_schema(acc_path).names  # older detection directories lack it
+    except (OSError, ValueError) as exc:
+        raise DistillShieldError(f"{acc_path}: unreadable: {exc}") from exc
+    table = pq.read_table(acc_path, columns=[*columns, "held"] if has_held else columns)
+    held_col = table.column("held").to_pylist() if has_held else [None] * table.num_rows
     seen = _requests_seen(det / "fingerprints.parquet")
     accounts: dict[str, AccountVerdict] = {}
-    for acct, score, flagged, cid in zip(
-        *(table.column(c).to_pylist() for c in ("account_id", "score", "flagged", "campaign_id")), strict=True
+    for acct, score, flagged, cid, held in zip(
+        *(table.column(c).to_pylist() for c in columns), held_col, strict=True
     ):
         if cid is not None:
             accounts[acct] = AccountVerdict(
                 "campaign", cid, float(score), campaign_score.get(cid, float(score))
             )
-        elif flagged:
-            # a flag alone, on fewer requests than the engine's evidence floor, lapses (Engine)
+        elif flagged or held:
+            # a flag alone, on fewer requests than the engine's evidence floor, lapses (Engine);
+            # a flag the batch held (its own floor, detect/floor.py) is such a thin flag: the
+            # gateway still protects it until the account has sent 10 more requests
             accounts[acct] = AccountVerdict("flagged", None, float(score), 0.0, seen.get(acct, 0))
         elif suspect_score is not None and score is not None and float(score) >= suspect_score:
             # a campaign membership never lapses, so only these two carry the count

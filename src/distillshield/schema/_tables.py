@@ -141,6 +141,9 @@ DETECTION_ACCOUNTS = TableSpec(
             _f("novelty", pa.float64()),
             _f("campaign_share", pa.float64()),
             _f("intel_confidence", pa.float64()),
+            # the model flagged it on a handful of requests with no link to another flag, and
+            # the evidence floor held it (detect/floor.py); the gateway acts on it as a thin flag
+            _f("held", pa.bool_()),
         ]
     ),
     key="account_id",
