@@ -25,8 +25,8 @@ What a held account is
     The gateway acts on it as the thin flag it is (protected until the account has sent 10
     more requests, :mod:`distillshield.gateway.verdicts`): holding a flag from the analyst's
     queue and from peers must not serve a harvest. The next batch run decides again on more
-    requests or new links. An over-cap card or staff handle
-    held mostly by flagged accounts has no pair edges; the corroboration step that follows
+    requests or new links. An over-cap card or staff handle held mostly by flagged accounts
+    has no pair edges; the corroboration step that follows
     (:func:`~distillshield.detect.campaigns.build_campaigns`) still flags its holders.
 
 Cost (measured, docs/results.md): the light accounts of the hydra and of the agentic

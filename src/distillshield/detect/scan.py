@@ -452,7 +452,7 @@ def scan_tables(
         "backend": b.dialect,
         "model": m.provenance.get("name", "account-lr"),
         "thin_floor": thin_floor,
-        "held_thin_flags": len(held),
+        "held_thin_flags": int(pc.sum(accounts.column("held")).as_py() or 0),
         **intel_summary,
     }
     return ScanResult(
