@@ -378,13 +378,12 @@ def _join_hubs(
     root_of = {i: find(community[i]) for i in {index[a] for hs in hubs.values() for a in hs if a in index}}
     root_size = Counter(find(community[i]) for i in degree)
     tied: set[int] = set()  # loners a card or staff handle already placed
-    stacks: list[tuple[Counter[int], list[int]]] = []  # per client stack: communities held, loners
-    holding: list[dict[int, set[int]]] = []  # per client stack: community -> its holders there
+    # per client stack: community -> its holders there, and the stack's loners
+    stacks: list[tuple[dict[int, set[int]], list[int]]] = []
     for h, value in enumerate(sorted(hubs)):
         node = first_hub + h
-        held: Counter[int] = Counter()
+        held: dict[int, set[int]] = {}
         loners: list[int] = []
-        members: dict[int, set[int]] = {}
         for a in hubs[value]:
             i = index.get(a)
             if i is None:
@@ -393,22 +392,20 @@ def _join_hubs(
             if i not in degree or root_size[root] < MIN_CAMPAIGN_SIZE:
                 loners.append(root)  # its own community id
             else:
-                held[root] += 1
-                members.setdefault(root, set()).add(i)
+                held.setdefault(root, set()).add(i)
         if _hub_kind(value) == "client":
             stacks.append((held, loners))
-            holding.append(members)
             continue
         tied.update(loners)
-        for root in [*loners, *(r for r, n in sorted(held.items()) if 2 * n >= root_size[r])]:
+        for root in [*loners, *(r for r, m in sorted(held.items()) if 2 * len(m) >= root_size[r])]:
             parent[find(root)] = find(node)
-    _merge_by_stacks(holding, degree, community, parent, find)
+    _merge_by_stacks([held for held, _ in stacks], degree, community, parent, find)
     # each stack's loners go to the (merged) community holding a strict majority of its holders
     targets: dict[int, set[int]] = {}  # loner -> the communities its client stacks belong to
     for held, loners in stacks:
         merged: Counter[int] = Counter()
-        for r, n in held.items():
-            merged[find(r)] += n
+        for r, m in held.items():
+            merged[find(r)] += len(m)
         if merged:
             root, n = max(sorted(merged.items()), key=lambda kv: kv[1])
             if n >= MERGE_MIN_EDGES and 2 * n > sum(merged.values()):
