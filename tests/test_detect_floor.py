@@ -5,25 +5,17 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
-import pyarrow as pa
 
+from _edges import edge_table
 from distillshield import cli
 from distillshield.detect.floor import LINK_KINDS, THIN_FLOOR, hold_thin_flags
-from distillshield.linking import EDGE_SCHEMA
 
 IDS = ["thin-alone", "thin-ip", "thin-client", "thick-alone", "thin-pair-a", "thin-pair-b", "unflagged"]
 N = np.array([2, 3, 1, 40, 5, 5, 2])
 FLAGGED = np.array([True, True, True, True, True, True, False])
 
 
-def _edges(rows: list[tuple[str, str, str]]) -> pa.Table:
-    return pa.Table.from_pylist(
-        [{"src": min(a, b), "dst": max(a, b), "kind": k, "weight": 1.0, "evidence": ""} for a, b, k in rows],
-        schema=EDGE_SCHEMA,
-    )
-
-
-EDGES = _edges(
+EDGES = edge_table(
     [
         ("thin-ip", "thick-alone", "ip"),  # an address shared with a flagged account: linked
         ("thin-client", "thick-alone", "client"),  # a stock SDK release: not a link

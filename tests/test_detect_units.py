@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from _edges import edge_table
 from distillshield.backends import get_backend
 from distillshield.detect import AccountModel, load_model
 from distillshield.detect.campaigns import MERGE_MIN_EDGES, _cluster, campaign_id_for
@@ -28,7 +29,6 @@ from distillshield.detect.neighbours import PEER_COLUMN, SHARED_COLUMN, peer_sco
 from distillshield.detect.novelty import novelty_scores
 from distillshield.detect.reasons import top_reasons
 from distillshield.errors import DistillShieldError
-from distillshield.linking.edges import EDGE_SCHEMA
 
 # ----------------------------------------------------------------------------------- design
 
@@ -404,13 +404,6 @@ def test_reasons_show_raw_values_of_the_largest_contributions() -> None:
 # ----------------------------------------------------------------------------------- graph features
 
 
-def _edges(rows: list[tuple[str, str, str]]) -> pa.Table:
-    return pa.Table.from_pylist(
-        [{"src": min(a, b), "dst": max(a, b), "kind": k, "weight": 1.0, "evidence": ""} for a, b, k in rows],
-        schema=EDGE_SCHEMA,
-    )
-
-
 def test_graph_features_tell_colleagues_from_strangers() -> None:
     b = get_backend()
     acc = pa.table(
@@ -432,7 +425,7 @@ def test_graph_features_tell_colleagues_from_strangers() -> None:
     b.register("acc", acc)
     b.register("acc_enr", pa.table({"account_id": acc.column("account_id"), "email_domain_class": cls}))
     b.register("pop", acc.select(["account_id"]))
-    edges = _edges(
+    edges = edge_table(
         [
             ("c1", "c2", "payment"),
             ("c2", "c3", "ip"),
@@ -469,7 +462,7 @@ def test_leiden_separates_two_farms_bridged_by_a_coincidental_prefix() -> None:
         + [("a00", "d00", "prefix"), ("a01", "d01", "prefix")]
     )
     flagged = sorted({x for r in rows for x in r[:2]})
-    assign = _cluster(flagged, _edges(rows))
+    assign = _cluster(flagged, edge_table(rows))
     a_ids = {assign[f"a{i:02d}"] for i in range(12)}
     d_ids = {assign[f"d{i:02d}"] for i in range(20)}
     assert len(a_ids) == 1 and len(d_ids) == 1 and a_ids != d_ids
@@ -479,16 +472,16 @@ def test_shared_money_merges_communities_and_ids_are_deterministic() -> None:
     bridge = [(f"a{i:02d}", f"d{i:02d}", "payment") for i in range(MERGE_MIN_EDGES)]
     rows = _clique("a", 12, "ip") + _clique("d", 20, "prefix") + bridge
     flagged = sorted({x for r in rows for x in r[:2]})
-    assign = _cluster(flagged, _edges(rows))
+    assign = _cluster(flagged, edge_table(rows))
     assert len(set(assign.values())) == 1
     assert set(assign.values()) == {campaign_id_for(flagged)}
-    again = _cluster(list(reversed(flagged)), _edges(list(reversed(rows))))
+    again = _cluster(list(reversed(flagged)), edge_table(list(reversed(rows))))
     assert again == assign
 
 
 def test_unflagged_accounts_never_join_a_campaign() -> None:
     rows = [*_clique("a", 5, "payment"), ("a00", "zz", "payment")]
-    assign = _cluster([f"a{i:02d}" for i in range(5)], _edges(rows))
+    assign = _cluster([f"a{i:02d}" for i in range(5)], edge_table(rows))
     assert "zz" not in assign and len(assign) == 5
 
 
@@ -505,15 +498,15 @@ def test_an_over_cap_staff_handle_joins_its_fragments_and_loners_but_not_another
     flagged = sorted({x for r in rows for x in r[:2]} | set(loners))
     holders = [f"a{i:02d}" for i in range(6)] + [f"b{i:02d}" for i in range(3)] + ["c00"]
     holders += [*loners, "d00", "d01", "d02"]
-    before = _cluster(flagged, _edges(rows))
+    before = _cluster(flagged, edge_table(rows))
     assert len({before[a] for a in holders if a in before}) == 4 and not set(loners) & set(before)
-    assign = _cluster(flagged, _edges(rows), hubs={'metadata="user": "ops-1"': sorted(holders)})
+    assign = _cluster(flagged, edge_table(rows), hubs={'metadata="user": "ops-1"': sorted(holders)})
     joined = {assign[x] for x in [f"a{i:02d}" for i in range(6)] + [f"b{i:02d}" for i in range(5)] + loners}
     assert len(joined) == 1  # fragment b: 3 of its 5 members hold the handle, so all 5 come
     assert assign["c00"] != assign["a00"] and assign["c01"] == assign["c00"]  # 1 of 4: stays
     assert {assign[f"d{i:02d}"] for i in range(12)} == {before["d00"]}  # 3 of 12: untouched
     # loners alone under a hub form a campaign; a hub with one flagged holder makes none
-    only = _cluster([*loners, "y"], _edges([]), hubs={"payment=card-9": loners, "payment=card-7": ["y"]})
+    only = _cluster([*loners, "y"], edge_table([]), hubs={"payment=card-9": loners, "payment=card-7": ["y"]})
     assert set(only) == set(loners) and len(set(only.values())) == 1
 
 
@@ -528,14 +521,14 @@ def test_a_client_stack_places_its_loners_in_the_campaign_holding_most_of_its_ho
     stack1 = ["a00", "a01", "a02", "a03", "d00", "z0", "z1", "x"]  # 4 in a, 1 in d: a's
     stack2 = ["a04", "a05", "a06", "d01", "d02", "y0"]  # 3 in a, 2 in d: a's (3 of 5)
     stack3 = ["a07", "a08", "d03", "d04", "y1"]  # 2 in a: too few to say
-    before = _cluster(flagged, _edges(rows))
+    before = _cluster(flagged, edge_table(rows))
     assert set(before) == {x for r in rows for x in r[:2]}  # loners are in no campaign
     # a stock release that campaign c's two accounts and three of d's run: it is d's, but a
     # client stack is no identity, so c (all of whose members hold it) does not merge into d
     stack4 = ["c00", "c01", "d05", "d06", "d07"]
     stack5 = ["d02", "d03", "d04", "x"]  # d's: the loner x runs a's stack and d's
     hubs = {f"client=s{i + 1}": s for i, s in enumerate([stack1, stack2, stack3, stack4, stack5])}
-    assign = _cluster(flagged, _edges(rows), hubs=hubs)
+    assign = _cluster(flagged, edge_table(rows), hubs=hubs)
     assert assign["z0"] == assign["z1"] == assign["y0"] == assign["a00"]  # loners come along
     # d shares three stacks with a, but 5 of its 20 accounts hold them: not woven together
     assert assign["d00"] == assign["d01"] == before["d00"] != assign["a00"]
@@ -558,15 +551,15 @@ def test_client_stacks_weave_one_operators_card_groups_into_one_campaign() -> No
             stacks[f"client=t{i % 4}"].append(f"{group}{i:02d}")
     stacks["client=t0"] += ["e00", "e01"]
     flagged = sorted({x for r in rows for x in r[:2]} | {f"z{j}" for j in range(4)})
-    before = _cluster(flagged, _edges(rows))
+    before = _cluster(flagged, edge_table(rows))
     assert len({before[f"{g}00"] for g in "ghk"}) == 3  # three card groups, no pair edge between
-    assign = _cluster(flagged, _edges(rows), hubs={v: sorted(h) for v, h in stacks.items()})
+    assign = _cluster(flagged, edge_table(rows), hubs={v: sorted(h) for v, h in stacks.items()})
     operator = {assign[a] for a in flagged if a[0] in "ghkz"}
     assert len(operator) == 1 and "z0" in assign  # one campaign, its loners included
     assert assign["e00"] == before["e00"] != assign["g00"]  # one shared release ties nothing
     # two shared stacks are not enough: with only t0 and t1 the groups stay apart
     two = {v: h for v, h in stacks.items() if v in ("client=t0", "client=t1")}
-    apart = _cluster(flagged, _edges(rows), hubs={v: sorted(h) for v, h in two.items()})
+    apart = _cluster(flagged, edge_table(rows), hubs={v: sorted(h) for v, h in two.items()})
     assert len({apart[f"{g}00"] for g in "ghk"}) == 3
 
 
@@ -657,7 +650,7 @@ def test_corroboration_and_coordinated_novelty() -> None:
             "novelty": [0.5, 0.5, 0.5, 0.5, 0.995, 0.995, 0.995, 0.999, 0.995, 0.995, 0.995],
         }
     )
-    edges = _edges(
+    edges = edge_table(
         [
             ("f", "s1", "payment"),  # sibling on the flagged account's card, likely: flagged
             ("f", "s2", "payment"),  # sibling but unlikely on its own: not flagged
@@ -681,12 +674,12 @@ def test_corroboration_and_coordinated_novelty() -> None:
     assert set(why_hub) - set(why) == {"s3"}  # s2 holds it too but is unlikely on its own
     assert why_hub["s3"] == "corroborated: holds a metadata value shared by 3 accounts, 1 of them flagged"
     _, alone = _promote(
-        accounts, _edges([]), novelty_quantile=0.99, novelty_links=2, corroborated_score=0.5, hubs=hubs
+        accounts, edge_table([]), novelty_quantile=0.99, novelty_links=2, corroborated_score=0.5, hubs=hubs
     )
     assert set(alone) == {"s3"}
     _, by_stack = _promote(
         accounts,
-        _edges([]),
+        edge_table([]),
         novelty_quantile=0.99,
         novelty_links=2,
         corroborated_score=0.5,
@@ -738,7 +731,7 @@ def test_coordinated_novelty_ignores_colleagues() -> None:
     accounts = pa.table(
         {"account_id": ids, "score": [0.0] * 3, "flagged": [False] * 3, "novelty": [0.995] * 3}
     )
-    edges = _edges([("a", "b", "payment"), ("b", "c", "payment"), ("a", "c", "ip")])
+    edges = edge_table([("a", "b", "payment"), ("b", "c", "payment"), ("a", "c", "ip")])
     kw: dict[str, Any] = {"novelty_quantile": 0.99, "novelty_links": 2, "corroborated_score": 0.5}
     _, strangers = _promote(accounts, edges, **kw, organisation={"a": "x.com", "b": "y.com"})
     assert set(strangers) == set(ids)

@@ -203,24 +203,24 @@ def test_verdict_request_counts_survive_publication_and_older_blobs_still_load()
     assert doc["accounts"] == {"b": ["flagged", None, 0.95, 0.0]}
 
 
+def _scan_dir(out: Path, accounts: dict[str, list[Any]], n_requests: list[int] | None = None) -> Path:
+    """A scan's output with no campaign: ``accounts.parquet`` (plus ``fingerprints.parquet``)."""
+    ids = accounts["account_id"]
+    pq.write_table(
+        pa.table({**accounts, "campaign_id": pa.array([None] * len(ids), pa.string())}),
+        out / "accounts.parquet",
+    )
+    (out / "campaigns.json").write_text(json.dumps({"campaigns": []}))
+    if n_requests is not None:
+        pq.write_table(pa.table({"account_id": ids, "n_requests": n_requests}), out / "fingerprints.parquet")
+    return out
+
+
 def test_build_verdicts_reads_the_requests_the_scan_saw(tmp_path: Path) -> None:
-    pq.write_table(
-        pa.table(
-            {
-                "account_id": ["s", "q", "f"],
-                "score": [0.7, 0.1, 0.95],
-                "flagged": [False, False, True],
-                "campaign_id": pa.array([None, None, None], pa.string()),
-            }
-        ),
-        tmp_path / "accounts.parquet",
-    )
-    (tmp_path / "campaigns.json").write_text(json.dumps({"campaigns": []}))
+    scan = {"account_id": ["s", "q", "f"], "score": [0.7, 0.1, 0.95], "flagged": [False, False, True]}
+    _scan_dir(tmp_path, scan)
     assert build_verdicts(tmp_path).accounts["s"].requests == 0  # no fingerprints: unknown
-    pq.write_table(
-        pa.table({"account_id": ["s", "q", "f"], "n_requests": [4, 9, 5]}), tmp_path / "fingerprints.parquet"
-    )
-    got = build_verdicts(tmp_path).accounts
+    got = build_verdicts(_scan_dir(tmp_path, scan, [4, 9, 5])).accounts
     assert got["s"] == AccountVerdict("suspect", None, 0.7, 0.0, 4) and "q" not in got
     assert got["f"] == AccountVerdict("flagged", None, 0.95, 0.0, 5)
 
@@ -229,23 +229,13 @@ def test_a_flag_the_batch_held_is_a_thin_flag_at_the_gateway(tmp_path: Path) -> 
     # detect/floor.py holds a flag on a handful of requests with no link to another flag: the
     # batch does not report it, the gateway protects it as it would the thin flag (it lapses
     # after 10 more requests, Engine); a held account corroboration later flagged is flagged
-    pq.write_table(
-        pa.table(
-            {
-                "account_id": ["h", "s", "f"],
-                "score": [0.97, 0.7, 0.95],
-                "flagged": [False, False, True],
-                "campaign_id": pa.array([None, None, None], pa.string()),
-                "held": [True, False, False],
-            }
-        ),
-        tmp_path / "accounts.parquet",
-    )
-    (tmp_path / "campaigns.json").write_text(json.dumps({"campaigns": []}))
-    pq.write_table(
-        pa.table({"account_id": ["h", "s", "f"], "n_requests": [3, 4, 40]}), tmp_path / "fingerprints.parquet"
-    )
-    got = build_verdicts(tmp_path).accounts
+    scan = {
+        "account_id": ["h", "s", "f"],
+        "score": [0.97, 0.7, 0.95],
+        "flagged": [False, False, True],
+        "held": [True, False, False],
+    }
+    got = build_verdicts(_scan_dir(tmp_path, scan, [3, 4, 40])).accounts
     assert got["h"] == AccountVerdict("flagged", None, 0.97, 0.0, 3)
     assert got["s"] == AccountVerdict("suspect", None, 0.7, 0.0, 4)
     assert got["f"] == AccountVerdict("flagged", None, 0.95, 0.0, 40)
