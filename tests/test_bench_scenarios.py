@@ -14,7 +14,8 @@ SCENARIOS = sorted((Path(__file__).resolve().parents[1] / "bench" / "scenarios")
 
 
 def test_there_are_bench_scenarios() -> None:
-    assert [p.name for p in SCENARIOS] == ["evasive-2.yaml", "evasive-3.yaml", "evasive.yaml"]
+    names = ["evasive-2.yaml", "evasive-3.yaml", "evasive-4.yaml", "evasive.yaml"]
+    assert [p.name for p in SCENARIOS] == names
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)

@@ -335,6 +335,29 @@ def test_shared_tags_are_generic_and_change_nothing_else(tmp_path: Path) -> None
 
 
 # ---------------------------------------------------------------- overlap where real traffic overlaps
+def test_an_operator_with_no_servers_signs_up_from_its_own_exits(tmp_path: Path) -> None:
+    """``servers: 0`` (campaign A; bench/scenarios/evasive-4.yaml): no server of the
+    operator's in any account's addresses, so no two accounts sign up from one address;
+    with the default four servers most of them do."""
+    sc = load_scenario("default")
+    own = sc.model_copy(
+        update={
+            "campaigns": [
+                c.model_copy(update={"params": {**c.params, "servers": 0}}) if c.id == "campaign-a" else c
+                for c in sc.campaigns
+            ]
+        }
+    )
+    shared = (
+        "SELECT count(*) FROM (SELECT signup_ip FROM acc JOIN la USING (account_id) "
+        "WHERE campaign_id = 'campaign-a' GROUP BY 1 HAVING count(*) > 1)"
+    )
+    simulate(own, tmp_path / "own", scale=0.1)
+    simulate(sc, tmp_path / "servers", scale=0.1)
+    assert _one(_con(tmp_path / "own"), shared) == 0
+    assert _one(_con(tmp_path / "servers"), shared) > 0
+
+
 def test_hard_negatives_share_campaign_traits(small_dataset: Path) -> None:
     con = _con(small_dataset)
     # a class shares a campus NAT like a hydra cluster shares proxies

@@ -734,10 +734,13 @@ class CotHarvest(_Campaign):
         rng, op, n, ctx = self.rng, self.operator_rng, self.n, self.ctx
         country = self.cover_countries(n)
         self.tz = np.full(n, self.operator_tz())
+        # ``servers: 0`` is an operator whose traffic and sign-ups all leave from residential
+        # proxies: no server of its own leaks into any account's addresses.
         servers = ctx.address.sample("hosting", int(self.param("servers", 4)), op)
         pools = [
             np.concatenate(
-                [ctx.address.sample("residential", 2, rng, country=str(c)), rng.choice(servers, 1)]
+                [ctx.address.sample("residential", 2, rng, country=str(c))]
+                + ([rng.choice(servers, 1)] if len(servers) else [])
             )
             for c in country
         ]
@@ -765,7 +768,9 @@ class CotHarvest(_Campaign):
             ),
             declared_country=country,
             signup_ip=np.where(
-                rng.random(n) < 0.6, rng.choice(servers, n), np.array([p[0] for p in pools], dtype=object)
+                rng.random(n) < (0.6 if len(servers) else 0.0),
+                rng.choice(servers, n) if len(servers) else np.full(n, None, dtype=object),
+                np.array([p[0] for p in pools], dtype=object),
             ),
             payment=payment.astype(object),
             verified=rng.random(n) < 0.3,
