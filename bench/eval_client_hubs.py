@@ -9,7 +9,11 @@ hubs (cards, staff handles, client stacks held mostly by flagged accounts). Then
 
 * ``no hubs``: Leiden over the pair edges plus the identity merge, hubs ignored;
 * ``shipped``: :func:`distillshield.detect.campaigns._cluster` as the scan runs it (cards and
-  staff handles join, client stacks weave communities together and place loners);
+  staff handles join, client stacks weave communities together and place loners, a stack no
+  community owns gathers its loners);
+* ``shipped, unowned stacks not gathered``: the same without that last step
+  (:func:`distillshield.detect.campaigns._gather_unowned`; docs/results.md, "An operator that
+  shares nothing but its harness");
 * ``star W``: every client hub added to the Leiden graph as a node with an edge of weight W
   to each of its flagged holders, so that modularity alone decides what a stack ties
   (cards and staff handles as shipped). The alternative measured and not shipped
@@ -145,6 +149,13 @@ def main() -> None:
     print("|---|---|---|---|")
     report("no hubs", campaigns._cluster(flagged, edges), flagged, truth)
     report("shipped", campaigns._cluster(flagged, edges, hubs=hubs), flagged, truth)
+    gather = campaigns._gather_unowned
+    campaigns._gather_unowned = lambda *args, **kwargs: None  # type: ignore[assignment]
+    try:
+        kept = campaigns._cluster(flagged, edges, hubs=hubs)
+        report("shipped, unowned stacks not gathered", kept, flagged, truth)
+    finally:
+        campaigns._gather_unowned = gather  # type: ignore[assignment]
     for w in (float(x) for x in args.star_weights.split(",")):
         report(f"star {w:g}", star(flagged, edges, hubs, w), flagged, truth)
 

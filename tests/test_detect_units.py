@@ -563,6 +563,31 @@ def test_client_stacks_weave_one_operators_card_groups_into_one_campaign() -> No
     assert len({apart[f"{g}00"] for g in "ghk"}) == 3
 
 
+def test_a_stack_no_community_owns_gathers_its_loners_and_the_pairs_holding_it() -> None:
+    from distillshield.detect.campaigns import _cluster
+
+    # an operator that shares nothing but its harness: one card per account (loners) but for
+    # two pairs on a shared card, all on one pinned stack; a farm (f, 10 accounts on one
+    # proxy) runs the release on one account
+    rows = _clique("p", 2, "payment") + _clique("q", 2, "payment") + _clique("f", 10, "ip")
+    loners = [f"z{i}" for i in range(8)]
+    flagged = sorted({x for r in rows for x in r[:2]} | set(loners) | {"w0", "w1"})
+    harness = [*loners, "p00", "p01", "q00", "q01", "f00"]
+    before = _cluster(flagged, edge_table(rows))
+    assert not set(loners) & set(before) and before["p00"] != before["q00"]
+    assign = _cluster(flagged, edge_table(rows), hubs={"client=h": harness, "client=k": ["w0", "w1", "f01"]})
+    assert {assign[a] for a in [*loners, "p00", "p01", "q00", "q01"]} == {assign["z0"]}
+    assert assign["f00"] == before["f00"] != assign["z0"]  # 1 of 10 holds it: not gathered
+    assert "w0" not in assign  # two loners are too few to gather
+    # a stack whose holders sit mostly in communities is not gathered: 8 loners, 10 holders
+    # in communities that none owns
+    many = rows + _clique("r", 3, "payment") + _clique("s", 3, "payment")
+    spread = [*harness, "r00", "r01", "r02", "s00", "s01"]
+    flagged2 = sorted({x for r in many for x in r[:2]} | set(loners))
+    apart = _cluster(flagged2, edge_table(many), hubs={"client=h": spread})
+    assert not set(loners) & set(apart) and apart["p00"] != apart["q00"]
+
+
 def test_hub_values_are_over_cap_cards_and_handles_held_mostly_by_flagged_accounts() -> None:
     check_hub_values(get_backend("duckdb"))
 

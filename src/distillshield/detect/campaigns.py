@@ -373,13 +373,17 @@ def _join_hubs(
     already placed, stays where it is, since it would bridge them. An operator spreads its
     accounts over a dozen pinned stacks, so no one stack is half of its campaign, yet each
     stack's holders sit in that campaign.
+
+    A stack no community owns and whose holders are mostly loners (:func:`_gather_unowned`)
+    gathers them instead: an operator whose accounts share nothing but its harness leaves no
+    community for the stack to belong to.
     """
     # communities as they were before any hub joined them
     root_of = {i: find(community[i]) for i in {index[a] for hs in hubs.values() for a in hs if a in index}}
     root_size = Counter(find(community[i]) for i in degree)
     tied: set[int] = set()  # loners a card or staff handle already placed
     # per client stack: community -> its holders there, and the stack's loners
-    stacks: list[tuple[dict[int, set[int]], list[int]]] = []
+    stacks: list[tuple[int, dict[int, set[int]], list[int]]] = []
     for h, value in enumerate(sorted(hubs)):
         node = first_hub + h
         held: dict[int, set[int]] = {}
@@ -394,28 +398,69 @@ def _join_hubs(
             else:
                 held.setdefault(root, set()).add(i)
         if _hub_kind(value) == "client":
-            stacks.append((held, loners))
+            stacks.append((node, held, loners))
             continue
         tied.update(loners)
         for root in [*loners, *(r for r, m in sorted(held.items()) if 2 * len(m) >= root_size[r])]:
             parent[find(root)] = find(node)
-    _merge_by_stacks([held for held, _ in stacks], degree, community, parent, find)
+    _merge_by_stacks([held for _, held, _ in stacks], degree, community, parent, find)
     # each stack's loners go to the (merged) community holding a strict majority of its holders
     targets: dict[int, set[int]] = {}  # loner -> the communities its client stacks belong to
-    for held, loners in stacks:
-        merged: Counter[int] = Counter()
+    unowned: list[tuple[int, dict[int, set[int]], list[int]]] = []
+    for node, held, loners in stacks:
+        merged: dict[int, set[int]] = {}
         for r, m in held.items():
-            merged[find(r)] += len(m)
-        if merged:
-            root, n = max(sorted(merged.items()), key=lambda kv: kv[1])
-            if n >= MERGE_MIN_EDGES and 2 * n > sum(merged.values()):
-                for loner in loners:
-                    targets.setdefault(loner, set()).add(root)
+            merged.setdefault(find(r), set()).update(m)
+        owner = max(sorted(merged), key=lambda r: len(merged[r]), default=None)
+        n_in = sum(len(m) for m in merged.values())
+        if owner is not None and len(merged[owner]) >= MERGE_MIN_EDGES and 2 * len(merged[owner]) > n_in:
+            for loner in loners:
+                targets.setdefault(loner, set()).add(owner)
+        else:
+            unowned.append((node, merged, loners))
     # a loner whose stacks belong to two campaigns stays out: it would bridge them
     for loner, where in sorted(targets.items()):
         roots = {find(r) for r in where}
         if len(roots) == 1 and loner not in tied:
             parent[find(loner)] = find(next(iter(roots)))
+    _gather_unowned(unowned, tied | set(targets), degree, community, parent, find)
+
+
+def _gather_unowned(
+    unowned: list[tuple[int, dict[int, set[int]], list[int]]],
+    placed: set[int],
+    degree: set[int],
+    community: list[int],
+    parent: list[int],
+    find: Callable[[int], int],
+) -> None:
+    """Gather the holders of a client stack no community owns (see :func:`_join_hubs`).
+
+    ``unowned``: per such stack, its union-find node, community -> its members holding the
+    stack, and its loners. ``placed``: loners a card, a staff handle or an owned stack
+    already placed. When the stack's loners that are still free number at least
+    :data:`MERGE_MIN_EDGES` and outnumber its holders in communities, they join the stack's
+    node, and so do the communities at least half of whose members hold it.
+
+    Why: an operator whose accounts share no card, address or sign-up script (one card each,
+    residential exits, no metadata) leaves its accounts as loners and pairs, and a pinned
+    harness that more than ``max_client_accounts`` accounts run, most of them flagged, is all
+    that ties them (docs/results.md, "An operator that shares nothing but its harness"). A
+    stock release is not gathered: a stack is a hub only when most of its holders are
+    flagged, and one whose holders sit mostly in one community belongs to that community.
+    What this cannot tell apart: two operators whose flagged accounts are mostly loners on
+    the same stack become one campaign.
+    """
+    size = Counter(find(community[i]) for i in degree)
+    for node, merged, loners in unowned:
+        free = [x for x in loners if x not in placed]
+        if len(free) < MERGE_MIN_EDGES or len(free) <= sum(len(m) for m in merged.values()):
+            continue
+        for x in free:
+            parent[find(x)] = find(node)
+        for r, m in sorted(merged.items()):
+            if 2 * len(m) >= size[r]:
+                parent[find(r)] = find(node)
 
 
 def _merge_by_stacks(
