@@ -52,6 +52,18 @@ def test_the_floor_can_be_lowered_turned_off_or_waived() -> None:
     assert set(held) == {"thin-client"}
 
 
+def test_a_hub_shared_with_another_flag_is_a_link() -> None:
+    # thin-client runs a pinned stack held by dozens, most of them flagged (a hub), with the
+    # thick account; thin-alone's stack is a hub too, but no other flagged account holds it
+    hubs = {
+        "client=harness": ["thin-client", "thick-alone", "unflagged"],
+        "client=other": ["thin-alone", "unflagged"],
+    }
+    out, held = hold_thin_flags(IDS, N, FLAGGED, EDGES, hubs=hubs)
+    assert set(held) == {"thin-alone"} and out[IDS.index("thin-client")]
+    assert "hub" in held["thin-alone"]
+
+
 def test_every_link_kind_is_an_edge_kind_and_the_cli_default_is_the_floor() -> None:
     from distillshield.linking import EDGE_KINDS
 

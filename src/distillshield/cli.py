@@ -294,7 +294,8 @@ _ThinFloorOpt = Annotated[
     typer.Option(
         min=0,
         help="Evidence floor: hold a flag on fewer requests than this unless a card, address, "
-        "prefix, sign-up or metadata value links the account to another flagged one "
+        "prefix, sign-up, metadata value or hub (a client stack dozens run, most of them "
+        "flagged) links the account to another flagged one "
         "(default: the model's 10 pseudo-requests, detect.floor.THIN_FLOOR; 0: off).",
     ),
 ]

@@ -19,6 +19,14 @@ Why
     count: a stock SDK release, a public benchmark prompt and office hours are shared by
     strangers.
 
+    A *hub* does count (``hubs``: a card or metadata pair held by more than the linking cap,
+    or a client stack held by more than ``max_client_accounts`` accounts, in each case with
+    most holders flagged; :func:`distillshield.detect.campaigns._hub_values`): a stack that
+    dozens of accounts run and most of them are flagged is an operator's pinned harness, not
+    a stock release, which developers outnumber. An operator that pays with one card per
+    account and leaves from residential exits has nothing else (docs/results.md, "An
+    operator that shares nothing but its harness"): its light accounts were all held.
+
 What a held account is
     Not flagged (so not in a campaign, not shared as intelligence, not counted as detected),
     with its score kept, ``held`` true in ``accounts.parquet`` and a first reason that says why.
@@ -34,6 +42,8 @@ campaign that have no link yet are flagged one or two batch runs later.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -57,13 +67,15 @@ def hold_thin_flags(
     *,
     floor: int = THIN_FLOOR,
     exempt: np.ndarray | None = None,
+    hubs: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[np.ndarray, dict[str, str]]:
     """Unflag accounts flagged on fewer than ``floor`` requests with no link to another flag.
 
     ``n_requests`` and ``flagged`` are aligned with ``account_ids``; ``edges`` is the linking
     step's edge table (:data:`distillshield.linking.EDGE_SCHEMA`). Returns the new flags (a
     copy) and, per held account, the reason to put first. ``floor <= 0`` holds nothing;
-    ``exempt`` (aligned, optional) marks accounts never held (flagged on other evidence).
+    ``exempt`` (aligned, optional) marks accounts never held (flagged on other evidence);
+    ``hubs`` (optional): hub value -> its holders; two flagged holders of one are linked.
     """
     out = np.asarray(flagged, dtype=bool).copy()
     n = np.asarray(n_requests, dtype=float)
@@ -83,6 +95,11 @@ def hold_thin_flags(
         )
     )
     linked = set(links.column("src").to_pylist()) | set(links.column("dst").to_pylist())
+    on_flags = set(flagged_ids.to_pylist())
+    for holders in (hubs or {}).values():
+        flagged_holders = [a for a in holders if a in on_flags]
+        if len(flagged_holders) >= 2:
+            linked.update(flagged_holders)
     held: dict[str, str] = {}
     for i in np.flatnonzero(thin):
         a = account_ids[i]
@@ -90,6 +107,6 @@ def hold_thin_flags(
             out[i] = False
             held[a] = (
                 f"held: flagged on {int(n[i])} request(s) (floor {floor}) with no card, address, "
-                "prefix, sign-up or metadata value shared with another flagged account"
+                "prefix, sign-up, metadata value or hub shared with another flagged account"
             )
     return out, held

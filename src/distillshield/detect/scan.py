@@ -338,7 +338,7 @@ def scan_tables(
     """Run every step of the scan on ``data_dir`` (prepared) and return the results.
 
     ``thin_floor``: an account flagged on fewer requests than this, with no card, address,
-    prefix, sign-up or metadata value shared with another flagged account, is held
+    prefix, sign-up, metadata value or hub shared with another flagged account, is held
     (:mod:`distillshield.detect.floor`); 0 holds nothing.
 
     ``intel``: peers' evidence from ``distillshield intel hunt``
@@ -350,7 +350,7 @@ def scan_tables(
     registered for the window (an incremental state's, :mod:`distillshield.detect.incremental`);
     the window's exchanges are then read only for the campaign dossiers.
     """
-    from distillshield.detect.campaigns import build_campaigns
+    from distillshield.detect.campaigns import _hub_values, build_campaigns
 
     b = backend or get_backend()
     m = model or load_model()
@@ -394,9 +394,22 @@ def scan_tables(
     if thin_floor > 0 and table.num_rows:
         ids = table.column("account_id").to_pylist()
         n_req = table.column("n_requests").to_numpy(zero_copy_only=False)
+        thin = flagged & (n_req < thin_floor)
+        hubs = (
+            _hub_values(
+                b,
+                (stats or StatsNames()).vals,
+                str(names["accounts"]),
+                [a for a, f in zip(ids, flagged, strict=True) if f],
+                params.max_group,
+                params.max_client_accounts,
+            )
+            if thin.any()
+            else {}
+        )
         # peers' intelligence is evidence beyond the account's own requests: never held
         flagged, held = hold_thin_flags(
-            ids, n_req, flagged, edges, floor=thin_floor, exempt=~np.isnan(intel_conf)
+            ids, n_req, flagged, edges, floor=thin_floor, exempt=~np.isnan(intel_conf), hubs=hubs
         )
         for i, a in enumerate(ids):
             if a in held:
