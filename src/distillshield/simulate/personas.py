@@ -715,7 +715,7 @@ class CotHarvest(_Campaign):
         "runs_per_day": "batch runs of the pipeline per day",
         "run_minutes": "median length of a batch run",
         "lang_mix": "share of prompts in other languages",
-        "servers": "operator servers some traffic leaks through",
+        "servers": "operator servers some traffic leaks through (0: residential exits only)",
         "payment_methods": "shared cards",
         "signup_waves": "sign-up batches",
         "mix": "prompt-kind weights",
