@@ -594,7 +594,7 @@ def test_hub_values_are_over_cap_cards_and_handles_held_mostly_by_flagged_accoun
 
 def check_hub_values(b: Any) -> None:
     """The hub selection on backend ``b`` (also run on Spark by tests/test_spark_parity.py)."""
-    from distillshield.detect.campaigns import _hub_values
+    from distillshield.detect.campaigns import hub_values
     from distillshield.features.stats import StatsNames
 
     st = StatsNames()
@@ -622,7 +622,7 @@ def check_hub_values(b: Any) -> None:
     cards = ["card-1"] * 5 + ["card-2"] * 4 + [None] * 3
     b.register("acc", pa.table({"account_id": ids, "payment_fingerprint": cards}))
     flagged = [*ids[:5], "u06"]
-    hubs = _hub_values(b, st.vals, "acc", flagged, max_group=3)  # no client stacks by default
+    hubs = hub_values(b, st.vals, "acc", flagged, max_group=3)  # no client stacks by default
     assert (
         hubs
         == {  # every holder, the unflagged u05 included
@@ -631,11 +631,11 @@ def check_hub_values(b: Any) -> None:
             "payment=card-1": ids[:5],
         }
     )
-    assert _hub_values(b, st.vals, "acc", flagged, max_group=6) == {}  # nothing over the cap
+    assert hub_values(b, st.vals, "acc", flagged, max_group=6) == {}  # nothing over the cap
     # client stacks have their own, smaller cap (linking's max_client_accounts)
-    with_clients = _hub_values(b, st.vals, "acc", flagged, max_group=6, max_client=4)
+    with_clients = hub_values(b, st.vals, "acc", flagged, max_group=6, max_client=4)
     assert with_clients == {"client=pinned": [*ids[:3], "u06", "u07"]}
-    assert _hub_values(b, st.vals, "acc", flagged, max_group=6, max_client=5) == {}
+    assert hub_values(b, st.vals, "acc", flagged, max_group=6, max_client=5) == {}
 
 
 def test_operator_profiles_ignore_a_clue_carried_by_a_few_misplaced_accounts() -> None:

@@ -100,7 +100,7 @@ from distillshield.features.stats import StatsNames
 from distillshield.linking import STRONG_KINDS
 from distillshield.linking.edges import EdgeParams, stats_params
 
-__all__ = ["CLUSTER_KINDS", "build_campaigns", "campaign_id_for"]
+__all__ = ["CLUSTER_KINDS", "build_campaigns", "campaign_id_for", "hub_values"]
 
 #: Evidence kinds that cluster flagged accounts into campaigns.
 CLUSTER_KINDS: tuple[str, ...] = (*STRONG_KINDS, "metadata", "client")
@@ -133,7 +133,7 @@ _FLAGGED = "_ds_campaign_flagged"
 _PAIR = r'"([^"\\]{1,64})"[ ]*:[ ]*"([^"\\]{1,128})"'
 
 
-#: Hub kinds (:func:`_hub_values`) that corroborate, and how a reason names each. Not client
+#: Hub kinds (:func:`hub_values`) that corroborate, and how a reason names each. Not client
 #: stacks: they only cluster. A stock SDK release that a large hydra happens to dominate is
 #: still the release its ordinary users run; measured on the held-out scenario, corroborating
 #: through client hubs promoted three individual developers (borderline scores) whose SDK
@@ -142,7 +142,7 @@ _CORROBORATING_HUBS = {"payment": "card", "metadata": "metadata value"}
 
 
 def _hub_kind(value: str) -> str:
-    """The kind of a hub value ``"kind=value"`` (:func:`_hub_values`): payment, metadata, client."""
+    """The kind of a hub value ``"kind=value"`` (:func:`hub_values`): payment, metadata, client."""
     return value.split("=", 1)[0]
 
 
@@ -180,7 +180,7 @@ def _promote(
       handle, a sign-up script) with an account the model flagged outright. The prior of a
       farm's sibling is not the population's prior; one hop only, never transitively, and
       never from an account that was itself promoted. An over-cap card or staff handle held
-      mostly by flagged accounts (``hubs``, :func:`_hub_values`) is such an identity too: it
+      mostly by flagged accounts (``hubs``, :func:`hub_values`) is such an identity too: it
       has no pair edges, so its holders are read from the hub. A client-stack hub is not
       (:data:`_CORROBORATING_HUBS`): it clusters, it does not flag.
     """
@@ -264,7 +264,7 @@ def _cluster(
     operators renting from one provider, shared money and staff cannot. Why not plain
     connected components: see the module docstring and docs/scoring.md.
 
-    ``hubs``: over-cap values (:func:`_hub_values`), value -> its flagged holders; a card
+    ``hubs``: over-cap values (:func:`hub_values`), value -> its flagged holders; a card
     or staff handle joins the communities made mostly of its holders and its holders left
     alone, client stacks weave communities together and place loners (:func:`_join_hubs`).
     """
@@ -492,7 +492,7 @@ def _merge_by_stacks(
             parent[find(x)] = find(y)
 
 
-def _hub_values(
+def hub_values(
     backend: Backend,
     vals: str,
     acc: str,
@@ -787,7 +787,7 @@ def build_campaigns(
     model_flagged = pc.filter(accounts.column("account_id"), accounts.column("flagged")).to_pylist()
     # client stacks only cluster, and without dossiers nothing is clustered (a replay's steps)
     client_cap = max_client if dossiers else None
-    hubs = _hub_values(backend, st.vals, acc, model_flagged, max_group, client_cap) if model_flagged else {}
+    hubs = hub_values(backend, st.vals, acc, model_flagged, max_group, client_cap) if model_flagged else {}
     enr = names.get("account_enrichment")
     flagged, promoted = _promote(
         accounts,

@@ -21,7 +21,7 @@ Why
 
     A *hub* does count (``hubs``: a card or metadata pair held by more than the linking cap,
     or a client stack held by more than ``max_client_accounts`` accounts, in each case with
-    most holders flagged; :func:`distillshield.detect.campaigns._hub_values`): a stack that
+    most holders flagged; :func:`distillshield.detect.campaigns.hub_values`): a stack that
     dozens of accounts run and most of them are flagged is an operator's pinned harness, not
     a stock release, which developers outnumber. An operator that pays with one card per
     account and leaves from residential exits has nothing else (docs/results.md, "An

@@ -350,7 +350,7 @@ def scan_tables(
     registered for the window (an incremental state's, :mod:`distillshield.detect.incremental`);
     the window's exchanges are then read only for the campaign dossiers.
     """
-    from distillshield.detect.campaigns import _hub_values, build_campaigns
+    from distillshield.detect.campaigns import build_campaigns, hub_values
 
     b = backend or get_backend()
     m = model or load_model()
@@ -396,7 +396,7 @@ def scan_tables(
         n_req = table.column("n_requests").to_numpy(zero_copy_only=False)
         thin = flagged & (n_req < thin_floor)
         hubs = (
-            _hub_values(
+            hub_values(
                 b,
                 (stats or StatsNames()).vals,
                 str(names["accounts"]),
