@@ -144,6 +144,34 @@ def test_the_floor_holds_a_lone_campaign_account_not_a_linked_one(data: Path, tm
     assert held["top_reasons"][0].startswith("held: flagged on ")
 
 
+def test_the_floor_reads_the_hubs_of_the_flags_before_it(
+    scanned: Path, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan hands the floor the hubs (detect.campaigns.hub_values) of the flags before it,
+    at replay steps too (``dossiers=False``). With a client cap of 2 a campaign's pinned
+    stacks are hubs on the small dataset; every hub holds flagged accounts. (``scanned``: the
+    dataset is prepared.)"""
+    import importlib
+
+    from distillshield.detect.scan import SCORING_EDGES
+    from distillshield.linking import EdgeParams
+
+    scan_module = importlib.import_module("distillshield.detect.scan")
+    seen: dict[str, Any] = {}
+    real = scan_module.hold_thin_flags
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.update(flagged=args[2].copy(), ids=args[0], hubs=kwargs["hubs"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scan_module, "hold_thin_flags", spy)
+    params = EdgeParams(max_client_accounts=2, kinds=SCORING_EDGES.kinds)
+    scan_tables(data, dossiers=False, thin_floor=1000, edge_params=params)
+    flagged = {a for a, f in zip(seen["ids"], seen["flagged"], strict=True) if f}
+    stacks = {v: h for v, h in seen["hubs"].items() if v.startswith("client=")}
+    assert stacks and all(2 * len(flagged & set(h)) > len(h) > 2 for h in stacks.values())
+
+
 def _replace(root: Path, spec: Any, kept: pa.Table) -> None:
     """Rewrite one canonical table of the dataset at ``root`` with ``kept``."""
     target = root / spec.name
