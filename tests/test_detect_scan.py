@@ -172,6 +172,50 @@ def test_the_floor_reads_the_hubs_of_the_flags_before_it(
     assert stacks and all(2 * len(flagged & set(h)) > len(h) > 2 for h in stacks.values())
 
 
+def test_a_campaign_account_that_sent_nothing_is_named_by_its_card(data: Path, tmp_path: Path) -> None:
+    """detect/dormant.py through the scan: a campaign account whose requests are removed from
+    the logs (registered, never used) is flagged by the card its flagged siblings hold, in
+    their campaign; with ``dormant=False`` it is not in the output at all."""
+    from collections import Counter
+
+    from distillshield.prepare import prepare
+
+    labels = {
+        r["account_id"]: r["campaign_id"]
+        for r in pq.read_table(data / "labels" / "accounts.parquet").to_pylist()
+    }
+    cards = {
+        r["account_id"]: r["payment_fingerprint"]
+        for r in read_table(data, ACCOUNTS).to_pylist()
+        if r["payment_fingerprint"] is not None
+    }
+    holders = Counter(c for a, c in cards.items() if labels.get(a))
+    sleeper = min(a for a, c in cards.items() if labels.get(a) and holders[c] == max(holders.values()))
+    cut = tmp_path / "sleeper"
+    shutil.copytree(data, cut, ignore=shutil.ignore_patterns("derived"))
+    t = read_table(cut, EXCHANGES)
+    _replace(cut, EXCHANGES, t.filter(pc.not_equal(t.column("account_id"), sleeper)))
+    prepare(cut)
+
+    result = scan_tables(cut)
+    row = next(r for r in result.accounts.to_pylist() if r["account_id"] == sleeper)
+    assert row["flagged"] and row["top_reasons"][0].startswith("dormant: no request in the window; its card")
+    siblings = [
+        r
+        for r in result.accounts.to_pylist()
+        if cards.get(r["account_id"]) == cards[sleeper] and r["flagged"]
+    ]
+    assert len(siblings) >= 3 and row["campaign_id"] is not None
+    assert Counter(r["campaign_id"] for r in siblings).most_common(1)[0][0] == row["campaign_id"]
+    campaign = next(c for c in result.campaigns if c["id"] == row["campaign_id"])
+    assert sleeper in campaign["dormant_accounts"] and sleeper in campaign["accounts"]
+    assert result.summary["dormant_flagged"] >= 1
+    off = scan_tables(cut, dossiers=False, dormant=False)
+    assert (
+        sleeper not in off.accounts.column("account_id").to_pylist() and off.summary["dormant_flagged"] == 0
+    )
+
+
 def _replace(root: Path, spec: Any, kept: pa.Table) -> None:
     """Rewrite one canonical table of the dataset at ``root`` with ``kept``."""
     target = root / spec.name
@@ -215,14 +259,21 @@ def test_replay_fills_first_flagged_at_on_the_cadence(data: Path, scanned: Path,
     for a, t in zip(ts.column("account_id").to_pylist(), ts.column("ts").to_pylist(), strict=True):
         if a not in first_seen or t < first_seen[a]:  # type: ignore[operator]
             first_seen[a] = t
+    before_use: dict[object, list[str]] = {}
     for a, f in zip(
         flagged.column("account_id").to_pylist(), flagged.column("first_flagged_at").to_pylist(), strict=True
     ):
         assert f is not None
-        assert f > first_seen[a]  # flagged only after it was seen
+        if a not in first_seen or f <= first_seen[a]:  # type: ignore[operator]
+            before_use.setdefault(f, []).append(a)
         steps = (f - t0) / timedelta(days=1)
         last = max(first_seen.values())  # type: ignore[type-var]
         assert abs(steps - round(steps)) < 1e-9 or f > last  # on the cadence, or the final step
+    # flagged before its first request: only an account that step named by its card or sign-up
+    for f, names in before_use.items():
+        step = {r["account_id"]: r for r in scan_tables(data, until=f, dossiers=False).accounts.to_pylist()}
+        for a in names:
+            assert step[a]["flagged"] and step[a]["top_reasons"][0].startswith("dormant: "), a
     assert result.summary["mode"] == "replay"
     # the last step finishes from the statistics merged step by step: its campaigns are a
     # full scan's, member for member, with the same dossier counts

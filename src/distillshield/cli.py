@@ -299,6 +299,14 @@ _ThinFloorOpt = Annotated[
         "(default: the model's 10 pseudo-requests, detect.floor.THIN_FLOOR; 0: off).",
     ),
 ]
+_DormantOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Also flag registered accounts with no request yet whose card or sign-up they share "
+        "with at least two flagged accounts, most of those they share it with "
+        "(detect.dormant).",
+    ),
+]
 _BackendConfigOpt = Annotated[
     Path | None,
     typer.Option("--backend-config", help="TOML file: the backend and its options (docs/spark.md)."),
@@ -384,6 +392,7 @@ def scan(
         typer.Option(min=0.0, max=1.0, help="Trust in peers' confidence: 1 as stated, 0 ignores it."),
     ] = 1.0,
     thin_floor: _ThinFloorOpt = 10,
+    dormant: _DormantOpt = True,
 ) -> None:
     """Detect distillation campaigns: DET/accounts.parquet, campaigns.json and report.html."""
     from distillshield.detect import load_model
@@ -403,6 +412,7 @@ def scan(
             "intel": intel,
             "intel_weight": intel_weight,
             "thin_floor": thin_floor,
+            "dormant": dormant,
         }
         if state is not None:
             result = scan_increment(data, state, out, **common)
@@ -432,6 +442,7 @@ def replay(
         str | None, typer.Option(help="Engine memory cap, e.g. 6GB (spills to a temporary directory).")
     ] = None,
     thin_floor: _ThinFloorOpt = 10,
+    dormant: _DormantOpt = True,
 ) -> None:
     """Run detection at a cadence on the data available at each step; fills first_flagged_at."""
     from distillshield.detect import load_model
@@ -451,6 +462,7 @@ def replay(
             report=report,
             progress=update,
             thin_floor=thin_floor,
+            dormant=dormant,
         )
     console.print(_campaigns_table(result.campaigns, f"{len(result.campaigns)} campaigns at the last step"))
     s = result.summary

@@ -100,7 +100,7 @@ from distillshield.features.stats import StatsNames
 from distillshield.linking import STRONG_KINDS
 from distillshield.linking.edges import EdgeParams, stats_params
 
-__all__ = ["CLUSTER_KINDS", "build_campaigns", "campaign_id_for", "hub_values"]
+__all__ = ["CLUSTER_KINDS", "build_campaigns", "campaign_id_for", "campaign_summary", "hub_values"]
 
 #: Evidence kinds that cluster flagged accounts into campaigns.
 CLUSTER_KINDS: tuple[str, ...] = (*STRONG_KINDS, "metadata", "client")
@@ -720,8 +720,10 @@ def _campaign_share(backend: Backend, stats: StatsNames) -> dict[str, float]:
     return {r["account_id"]: float(r["share"]) for r in _rows(backend, sql)}
 
 
-def _summary(c: dict[str, Any]) -> str:
-    parts = [f"{c['size']} linked accounts sent {c['exchanges']:,} requests"]
+def campaign_summary(c: dict[str, Any]) -> str:
+    """The plain-language summary of a campaign object (its ``summary`` field)."""
+    dormant = len(c.get("dormant_accounts") or [])
+    parts = [f"{c['size'] - dormant} linked accounts sent {c['exchanges']:,} requests"]
     if c.get("first_seen") and c.get("last_seen"):
         parts[0] += (
             f" between {c['first_seen'][:16].replace('T', ' ')}"
@@ -753,6 +755,8 @@ def _summary(c: dict[str, Any]) -> str:
             f"moved {max(pivot.get('share_24h') or 0, pivot.get('share_48h') or 0):.0%} of its traffic "
             f"to {pivot['model']} within 48 h of its release"
         )
+    if dormant:
+        parts.append(f"{dormant} more registered accounts share their cards or sign-ups and sent nothing")
     return "; ".join(parts) + "."
 
 
@@ -912,7 +916,7 @@ def build_campaigns(
             "link_edge_count": link_counts.get(cid, 0),
             "top_reasons": [f"{k} ({n} of {len(mem)} accounts)" for k, n in common.most_common(6)],
         }
-        c["summary"] = _summary(c)
+        c["summary"] = campaign_summary(c)
         campaigns.append(c)
     _attach_operators(campaigns)
     campaigns.sort(key=lambda c: (-c["score"], c["id"]))

@@ -208,6 +208,7 @@ def scan_increment(
     intel: str | Path | None = None,
     intel_weight: float = 1.0,
     thin_floor: int = THIN_FLOOR,
+    dormant: bool = True,
 ) -> ScanResult:
     """Add ``[state's until, until)`` to the state in ``state_dir``, then scan everything so far.
 
@@ -281,6 +282,7 @@ def scan_increment(
         intel=evidence,
         intel_weight=intel_weight,
         thin_floor=thin_floor,
+        dormant=dormant,
     )
     result.steps[:0] = steps
     until_iso = until.isoformat()

@@ -104,10 +104,14 @@ def replay(
     report: bool = True,
     progress: Callable[[int, int | None], None] | None = None,
     thin_floor: int = THIN_FLOOR,
+    dormant: bool = True,
 ) -> ScanResult:
     """Replay detection over ``data_dir`` at cadence ``every``; write the contract to ``out``.
 
-    ``thin_floor``: the evidence floor of every step (:func:`~distillshield.detect.scan.scan_tables`).
+    ``thin_floor``, ``dormant``: the evidence floor of every step and whether a step names
+    accounts without traffic (:func:`~distillshield.detect.scan.scan_tables`). An account a
+    step flagged stays in the output even if the last step has no row for it (an account
+    named before it sent anything, whose partners no longer convict it).
     """
     from distillshield.detect.output import run_record, write_detections
     from distillshield.prepare import prepare
@@ -166,6 +170,7 @@ def replay(
             registered=registered,
             stats=state,
             thin_floor=thin_floor,
+            dormant=dormant,
         )
         acc = result.accounts
         ids = acc.column("account_id").to_pylist()
@@ -190,15 +195,17 @@ def replay(
     final_acc = result.accounts
     ids = final_acc.column("account_id").to_pylist()
     reasons = final_acc.column("top_reasons").to_pylist()
+    gone = sorted(set(first) - set(ids))  # flagged at a step, no row at the last one
     out_rows: dict[str, list[Any]] = {
-        "account_id": ids,
-        "score": [best.get(a, 0.0) for a in ids],
-        "flagged": [a in first for a in ids],
-        "campaign_id": [last_campaign.get(a) if a in first else None for a in ids],
-        "first_flagged_at": [first.get(a) for a in ids],
-        "top_reasons": [last_reasons.get(a, r) for a, r in zip(ids, reasons, strict=True)],
-        "novelty": final_acc.column("novelty").to_pylist(),
-        "campaign_share": final_acc.column("campaign_share").to_pylist(),
+        "account_id": [*ids, *gone],
+        "score": [best.get(a, 0.0) for a in (*ids, *gone)],
+        "flagged": [a in first for a in ids] + [True] * len(gone),
+        "campaign_id": [last_campaign.get(a) if a in first else None for a in (*ids, *gone)],
+        "first_flagged_at": [first.get(a) for a in (*ids, *gone)],
+        "top_reasons": [last_reasons.get(a, r) for a, r in zip(ids, reasons, strict=True)]
+        + [last_reasons[a] for a in gone],
+        "novelty": final_acc.column("novelty").to_pylist() + [None] * len(gone),
+        "campaign_share": final_acc.column("campaign_share").to_pylist() + [None] * len(gone),
     }
     accounts = pa.table(
         {

@@ -38,8 +38,9 @@ import pyarrow.compute as pc
 from distillshield._sql import quote_name
 from distillshield.backends import Backend, get_backend
 from distillshield.detect.design import FEATURES
+from distillshield.detect.dormant import Dormant, name_dormant, with_dormant
 from distillshield.detect.floor import THIN_FLOOR, hold_thin_flags
-from distillshield.detect.graph import graph_features
+from distillshield.detect.graph import graph_features, organisations
 from distillshield.detect.model import AccountModel, load_model
 from distillshield.detect.neighbours import SHARED_COLUMN, score_with_peers
 from distillshield.detect.novelty import novelty_scores
@@ -334,8 +335,13 @@ def scan_tables(
     intel: pa.Table | None = None,
     intel_weight: float = 1.0,
     thin_floor: int = THIN_FLOOR,
+    dormant: bool = True,
 ) -> ScanResult:
     """Run every step of the scan on ``data_dir`` (prepared) and return the results.
+
+    ``dormant``: also flag the registered accounts without traffic in the window that a card
+    or a sign-up ties to flagged accounts, most of their active partners
+    (:mod:`distillshield.detect.dormant`).
 
     ``thin_floor``: an account flagged on fewer requests than this, with no card, address,
     prefix, sign-up, metadata value or hub shared with another flagged account, is held
@@ -442,6 +448,17 @@ def scan_tables(
     if held:  # corroboration may have flagged a held account after all
         still = pc.and_(accounts.column("held"), pc.invert(accounts.column("flagged")))
         accounts = accounts.set_column(accounts.schema.get_field_index("held"), "held", still)
+    named: list[Dormant] = []
+    if dormant:
+        enr = names.get("account_enrichment")
+        named = name_dormant(
+            accounts,
+            edges,
+            organisation=organisations(b, accounts=str(names["accounts"]), account_enrichment=str(enr))
+            if enr
+            else None,
+        )
+        accounts, campaigns = with_dormant(accounts, campaigns, named)
     if intel is not None:
         from distillshield.detect.peers import campaign_intel
 
@@ -466,6 +483,7 @@ def scan_tables(
         "model": m.provenance.get("name", "account-lr"),
         "thin_floor": thin_floor,
         "held_thin_flags": int(pc.sum(accounts.column("held")).as_py() or 0),
+        "dormant_flagged": len(named),
         **intel_summary,
     }
     return ScanResult(
@@ -487,6 +505,7 @@ def scan(
     intel: str | Path | None = None,
     intel_weight: float = 1.0,
     thin_floor: int = THIN_FLOOR,
+    dormant: bool = True,
 ) -> ScanResult:
     """Prepare what is missing, scan, and write the detection directory ``out``.
 
@@ -498,7 +517,7 @@ def scan(
     so a dataset prepared once is scanned many times at the cost of the scan alone.
     ``intel``: a ``distillshield intel hunt`` output directory (or its
     ``intel_evidence.parquet``) whose evidence raises the scores of the accounts peers reported
-    (:mod:`distillshield.detect.peers`). ``thin_floor``: see :func:`scan_tables`.
+    (:mod:`distillshield.detect.peers`). ``thin_floor``, ``dormant``: see :func:`scan_tables`.
     """
     from distillshield.detect.output import run_record, write_detections, write_parquet
     from distillshield.detect.peers import read_intel_evidence
@@ -518,6 +537,7 @@ def scan(
         intel=evidence,
         intel_weight=intel_weight,
         thin_floor=thin_floor,
+        dormant=dormant,
     )
     result.steps.insert(0, prep)
     t0 = time.perf_counter()
