@@ -88,7 +88,18 @@ def name_dormant(
     if "campaign_id" in accounts.column_names:
         cids = accounts.column("campaign_id").to_pylist()
         campaign = {a: c for a, c in zip(ids, cids, strict=True) if c is not None}
-    near = edges.filter(pc.is_in(edges.column("kind"), value_set=pa.array(kinds, pa.string())))
+    # only edges between an account with traffic and one without, filtered in Arrow: at seed
+    # scale most payment edges join two active accounts
+    with_traffic = pa.array(ids, pa.string())
+    near = edges.filter(
+        pc.and_(
+            pc.is_in(edges.column("kind"), value_set=pa.array(kinds, pa.string())),
+            pc.xor(
+                pc.is_in(edges.column("src"), value_set=with_traffic),
+                pc.is_in(edges.column("dst"), value_set=with_traffic),
+            ),
+        )
+    )
     partners: dict[str, set[str]] = {}
     convicting: dict[str, dict[str, set[str]]] = {}  # dormant -> flagged partner -> kinds
     org = organisation or {}
