@@ -426,7 +426,10 @@ def scan(
             f"peers' intelligence: {s['intel_accounts']:,} account(s) reported, "
             f"{s['intel_flagged_by_intel']:,} flagged only because of it"
         )
-    console.print(f"{s['accounts_flagged']:,} of {s['accounts_scanned']:,} accounts flagged; wrote {out}")
+    named = int(s.get("dormant_flagged", 0))
+    dormant_note = f" and {named:,} registered account(s) with no request yet" if named else ""
+    flagged = s["accounts_flagged"] - named
+    console.print(f"{flagged:,} of {s['accounts_scanned']:,} accounts flagged{dormant_note}; wrote {out}")
 
 
 @app.command()
