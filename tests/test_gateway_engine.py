@@ -307,6 +307,42 @@ def test_a_prefix_shared_with_legitimate_users_is_not_indexed(prepared: Path, tm
     assert verdicts.until == "" and VerdictSet.from_bytes(verdicts.to_bytes()) == verdicts
 
 
+def test_a_card_holder_registered_after_until_is_not_counted(prepared: Path, tmp_path: Path) -> None:
+    """A card's specificity reads the account records created before ``until`` only: a holder
+    registered later is the future. Members: every holder of a card but the last registered;
+    with ``until`` at that registration the card is theirs alone (an indicator), without it
+    one holder in four or more is not a member (not specific enough)."""
+    import duckdb
+
+    con = duckdb.connect()
+    row = con.execute(
+        f"""SELECT payment_fingerprint, list(account_id ORDER BY created_at, account_id),
+                   max(created_at), count(DISTINCT created_at) = count(*)
+            FROM read_parquet('{prepared}/accounts.parquet') WHERE payment_fingerprint IS NOT NULL
+            GROUP BY 1 HAVING count(*) BETWEEN 4 AND 19 ORDER BY count(*) DESC, 1 LIMIT 1"""
+    ).fetchone()
+    assert row is not None and row[3], "a card with 4-19 holders registered at distinct times"
+    card, holders, last = str(row[0]), list(row[1]), row[2]
+    members = holders[:-1]
+    det = tmp_path / "det"
+    det.mkdir()
+    pq.write_table(
+        pa.table(
+            {
+                "account_id": members,
+                "score": [0.99] * len(members),
+                "flagged": [True] * len(members),
+                "campaign_id": ["C1"] * len(members),
+            }
+        ),
+        det / "accounts.parquet",
+    )
+    (det / "campaigns.json").write_text(json.dumps([{"id": "C1", "score": 0.99}]))
+    then = build_verdicts(det, data=prepared, kinds=("payment",), until=last.isoformat())
+    assert then.indicators[("payment", card)].specificity == 1.0
+    assert ("payment", card) not in build_verdicts(det, data=prepared, kinds=("payment",)).indicators
+
+
 def test_verdicts_remember_their_horizon() -> None:
     v = VerdictSet(campaigns={"C1": 0.9}, until="2026-02-03T00:00:00+00:00")
     back = VerdictSet.from_bytes(v.to_bytes())

@@ -228,7 +228,8 @@ def _specific_indicators(
     until: str | None,
 ) -> dict[tuple[str, str], Indicator]:
     """Indicators used by >= ``min_members`` members of one campaign and whose users are
-    at least ``min_specificity`` members of that campaign (computed on the whole traffic)."""
+    at least ``min_specificity`` members of that campaign (computed on the whole traffic and
+    every account record before ``until``)."""
     import pyarrow as pa
 
     from distillshield.backends import open_backend
@@ -236,9 +237,12 @@ def _specific_indicators(
 
     out: dict[tuple[str, str], Indicator] = {}
     with open_backend("duckdb") as backend:
-        register_dataset(backend, data, exchanges="ex_all")
-        cut = "" if until is None else f" WHERE ts < CAST('{until}' AS TIMESTAMPTZ)"
-        backend.execute(f"CREATE OR REPLACE VIEW ex AS SELECT * FROM ex_all{cut}")
+        register_dataset(backend, data, exchanges="ex_all", accounts="acc_all")
+        # what was known at ``until``: requests sent and accounts created before it (a card's
+        # holders registered later would lower its specificity with knowledge of the future)
+        for view, table, column in (("ex", "ex_all", "ts"), ("acc", "acc_all", "created_at")):
+            cut = "" if until is None else f" WHERE {column} < CAST('{until}' AS TIMESTAMPTZ)"
+            backend.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {table}{cut}")
         backend.register(
             "members",
             pa.table({"account_id": list(members), "campaign_id": list(members.values())}),
