@@ -95,7 +95,7 @@ def test_with_dormant_adds_rows_and_members_and_keeps_the_dossier() -> None:
     assert a["accounts"] == ["farm-1", "farm-2", "zz"] and a["size"] == 3 and a["dormant_accounts"] == ["zz"]
     assert a["score"] == 0.85 and a["exchanges"] == 40  # the dossier is its active members'
     assert a["summary"].startswith("2 linked accounts sent 40 requests")
-    assert "1 more registered accounts share their cards or sign-ups and sent nothing" in a["summary"]
+    assert "1 more registered account shares their cards or sign-ups and sent nothing" in a["summary"]
     assert c["dormant_accounts"] == [] and c["size"] == 2 and "registered" not in c["summary"]
     assert campaign["size"] == 2  # the input is not modified
     # a named account whose campaign the scan did not build (a replay step without dossiers)

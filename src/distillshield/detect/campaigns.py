@@ -756,7 +756,10 @@ def campaign_summary(c: dict[str, Any]) -> str:
             f"to {pivot['model']} within 48 h of its release"
         )
     if dormant:
-        parts.append(f"{dormant} more registered accounts share their cards or sign-ups and sent nothing")
+        parts.append(
+            f"{dormant} more registered account{'s share their' if dormant > 1 else ' shares their'} "
+            "cards or sign-ups and sent nothing"
+        )
     return "; ".join(parts) + "."
 
 
