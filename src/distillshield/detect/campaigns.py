@@ -777,6 +777,7 @@ def build_campaigns(
     stats: StatsNames | None = None,
     max_group: int = EdgeParams().max_group,
     max_client: int | None = EdgeParams().max_client_accounts,
+    organisation: dict[str, str] | None = None,
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
     """Cluster flagged accounts and write each campaign's dossier.
 
@@ -787,6 +788,8 @@ def build_campaigns(
     ``max_group``: the linking cap the edges were built with; identity values held by more
     accounts than that, most of them flagged, join campaigns as hubs (module docstring).
     ``max_client``: the client-stack cap they were built with (``None``: no client hubs).
+    ``organisation``: account -> the organisation it claims
+    (:func:`~distillshield.detect.graph.organisations`), computed here when not given.
     """
     ex, acc = str(names["exchanges"]), str(names["accounts"])
     rel = names.get("releases")
@@ -795,7 +798,9 @@ def build_campaigns(
     # client stacks only cluster, and without dossiers nothing is clustered (a replay's steps)
     client_cap = max_client if dossiers else None
     hubs = hub_values(backend, st.vals, acc, model_flagged, max_group, client_cap) if model_flagged else {}
-    enr = names.get("account_enrichment")
+    if organisation is None:
+        enr = names.get("account_enrichment")
+        organisation = organisations(backend, accounts=acc, account_enrichment=str(enr)) if enr else None
     flagged, promoted = _promote(
         accounts,
         edges,
@@ -803,7 +808,7 @@ def build_campaigns(
         novelty_links=novelty_links,
         corroborated_score=corroborated_score,
         hubs=hubs,
-        organisation=organisations(backend, accounts=acc, account_enrichment=str(enr)) if enr else None,
+        organisation=organisation,
     )
     ids = accounts.column("account_id").to_pylist()
     reasons = accounts.column("top_reasons").to_pylist()

@@ -434,6 +434,8 @@ def scan_tables(
             "held": pa.array([a in held for a in table.column("account_id").to_pylist()], pa.bool_()),
         }
     )
+    enr = names.get("account_enrichment")
+    org = organisations(b, accounts=str(names["accounts"]), account_enrichment=str(enr)) if enr else None
     accounts, campaigns = build_campaigns(
         b,
         names,
@@ -444,20 +446,14 @@ def scan_tables(
         stats=stats,
         max_group=params.max_group,
         max_client=params.max_client_accounts,
+        organisation=org,
     )
     if held:  # corroboration may have flagged a held account after all
         still = pc.and_(accounts.column("held"), pc.invert(accounts.column("flagged")))
         accounts = accounts.set_column(accounts.schema.get_field_index("held"), "held", still)
     named: list[Dormant] = []
     if dormant:
-        enr = names.get("account_enrichment")
-        named = name_dormant(
-            accounts,
-            edges,
-            organisation=organisations(b, accounts=str(names["accounts"]), account_enrichment=str(enr))
-            if enr
-            else None,
-        )
+        named = name_dormant(accounts, edges, organisation=org)
         accounts, campaigns = with_dormant(accounts, campaigns, named)
     if intel is not None:
         from distillshield.detect.peers import campaign_intel
