@@ -247,7 +247,9 @@ def test_intel_evidence_feeds_b_scan(trip: RoundTrip, tmp_path: Path) -> None:
 
     B scans its first day of traffic (when its own evidence is thinnest) with and without the
     hunt's evidence. The hunt ran over all of B's stored traffic, as a provider would after
-    pulling a new bundle; an account without traffic in the window is not scored either way.
+    pulling a new bundle; an account without traffic in the window is not scored either way
+    (``--no-dormant``: nor named by a card its flagged siblings hold, which the peer's
+    evidence, by flagging more siblings, would change too; tests/test_detect_dormant.py).
     """
     from typer.testing import CliRunner
 
@@ -260,7 +262,9 @@ def test_intel_evidence_feeds_b_scan(trip: RoundTrip, tmp_path: Path) -> None:
     dets = {}
     for name, extra in (("own", []), ("intel", ["--intel", str(trip.hunt_dir)])):
         out = tmp_path / name
-        res = runner.invoke(app, ["scan", str(trip.b_data), "--out", str(out), "--until", until, *extra])
+        res = runner.invoke(
+            app, ["scan", str(trip.b_data), "--out", str(out), "--until", until, "--no-dormant", *extra]
+        )
         assert res.exit_code == 0, res.output
         dets[name] = {r["account_id"]: r for r in pq.read_table(out / "accounts.parquet").to_pylist()}
     assert "flagged only because of it" in res.output
