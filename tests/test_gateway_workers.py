@@ -247,6 +247,33 @@ def _n_requests(states: dict[str, bytes]) -> dict[str, int]:
     return {w: int(AccountOnline.from_bytes(b).get()["n_requests"] or 0) for w, b in states.items()}
 
 
+def _stop(proc: subprocess.Popen[bytes], log_dir: Path, out: Path, timeout: float = 120.0) -> int:
+    """SIGTERM the group and wait for it. One that does not stop in time is made to print
+    every process's stacks (SIGUSR1, ``gateway._workers.dump_stacks_on_sigusr1``), killed with
+    its workers, and the test fails with where it was stuck."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)  # the parent stops every worker; each drains
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pids = [proc.pid]
+        for claim_file in log_dir.glob("worker-*/CLAIM"):
+            with contextlib.suppress(ValueError):
+                pids.append(int(claim_file.read_text()))
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+        time.sleep(2.0)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        raise AssertionError(
+            f"the gateway group (parent {pids[0]}, workers {pids[1:]}) did not stop within {timeout}s "
+            f"of SIGTERM; its stacks:\n{out.read_text()[-12000:]}"
+        ) from None
+
+
 @pytest.mark.slow
 def test_two_workers_share_one_redis_survive_a_crash_and_log_every_acknowledged_exchange(
     tmp_path: Path, redis_server: RedisServer
@@ -370,17 +397,13 @@ def test_two_workers_share_one_redis_survive_a_crash_and_log_every_acknowledged_
             assert list(metrics_dir.glob("counter_*.db")) and not list(
                 metrics_dir.glob(f"gauge_live*_{dead}.db")
             )
+
+            # 5. a live worker prints its threads' stacks on SIGUSR1 and keeps serving
+            os.kill(int((log_dir / "worker-1" / "CLAIM").read_text()), signal.SIGUSR1)
+            _wait("worker 1's stack dump", lambda: "most recent call first" in out.read_text(), out=out)
+            batch(keys)
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)  # the parent stops every worker; each drains
-            try:
-                code = proc.wait(timeout=60)
-            finally:
-                if proc.poll() is None:  # hung: kill the parent and its workers, fail below
-                    proc.kill()
-                    for claim_file in log_dir.glob("worker-*/CLAIM"):
-                        with contextlib.suppress(ValueError, ProcessLookupError):
-                            os.kill(int(claim_file.read_text()), signal.SIGKILL)
+            code = _stop(proc, log_dir, out)
         assert code == 0, out.read_text()[-3000:]
 
     # every acknowledged exchange is in the log exactly once, and nothing else is

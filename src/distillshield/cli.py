@@ -953,7 +953,12 @@ def gateway(
     import uvicorn
 
     from distillshield.gateway import create_app, load_config, load_policy
-    from distillshield.gateway._workers import drain_orphan_logs, serve_workers, shared_store_problem
+    from distillshield.gateway._workers import (
+        drain_orphan_logs,
+        dump_stacks_on_sigusr1,
+        serve_workers,
+        shared_store_problem,
+    )
 
     with _errors():
         cfg = load_config(
@@ -980,6 +985,7 @@ def gateway(
         with _errors():
             application = create_app(cfg)
         err.print(f"distillshield gateway on http://{host}:{port} -> {cfg.upstream} (store {cfg.store})")
+        dump_stacks_on_sigusr1()
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
         return
     if cfg.policy:

@@ -46,17 +46,23 @@ A WAL that no worker of this run opens — ``LOG_DIR/wal`` of a single-process r
 ``LOG_DIR/worker-<j>`` with ``j >= N`` of a run with more workers (or of a worker added by
 SIGTTIN or during a SIGHUP replacement) — would keep its unsent records until some later run
 opened it: :func:`drain_orphan_logs` delivers them in the parent before the workers start.
+
+A worker, or the parent, that hangs (a stop that never ends, a worker that answers no ping)
+prints every thread's stack to its standard error on SIGUSR1 (:func:`dump_stacks_on_sigusr1`):
+the one way to see where a live process is stuck without a debugger on the host.
 """
 
 from __future__ import annotations
 
 import errno
+import faulthandler
 import fcntl
 import json
 import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -141,6 +147,16 @@ def claim_worker_index(log_dir: str | Path) -> tuple[int, int]:
     raise RuntimeError(f"{log_dir}: no free worker index below {_MAX_INDEX}")
 
 
+def dump_stacks_on_sigusr1() -> bool:
+    """Make SIGUSR1 print every thread's Python stack to standard error (:mod:`faulthandler`,
+    which writes from the signal handler itself, so it works while the event loop or a thread
+    is blocked). Returns whether it was installed (POSIX only)."""
+    if not hasattr(signal, "SIGUSR1"):
+        return False
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    return True
+
+
 def worker_app() -> Any:
     """The ASGI app of one worker process (the factory uvicorn calls in each worker).
 
@@ -152,6 +168,7 @@ def worker_app() -> Any:
 
     from distillshield.gateway.app import create_app, open_exchange_log
 
+    dump_stacks_on_sigusr1()
     try:
         spec = json.loads(os.environ[ENV])
         config = GatewayConfig.model_validate(spec["config"])
@@ -260,6 +277,7 @@ def serve_workers(config: GatewayConfig, *, host: str, port: int, workers: int) 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by the workers' first import
     os.environ[ENV] = json.dumps({"config": config.model_dump(mode="json"), "worker_base": base})
     supervisor = Multiprocess(uv, sockets=[sock])
+    dump_stacks_on_sigusr1()
     try:
         supervisor.run()
     finally:
