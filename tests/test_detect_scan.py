@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from distillshield.detect import load_model, scan, scan_tables
+from distillshield.detect import ScanResult, load_model, scan, scan_tables
 from distillshield.detect.replay import parse_every, replay
 from distillshield.errors import DistillShieldError
 from distillshield.evaluate import evaluate
@@ -249,10 +249,27 @@ def test_until_sees_nothing_from_the_future(data: Path, tmp_path: Path) -> None:
 
 
 def test_replay_fills_first_flagged_at_on_the_cadence(data: Path, scanned: Path, tmp_path: Path) -> None:
-    result = replay(data, tmp_path / "rep", every="1d", report=False)
+    seen: list[tuple[datetime, dict[str, bool]]] = []
+
+    def on_step(cut: datetime, step: ScanResult) -> None:
+        acc = step.accounts
+        flags = acc.column("flagged").to_pylist()
+        seen.append((cut, dict(zip(acc.column("account_id").to_pylist(), flags, strict=True))))
+
+    result = replay(data, tmp_path / "rep", every="1d", report=False, on_step=on_step)
     acc = pq.read_table(tmp_path / "rep" / "accounts.parquet")
     flagged = acc.filter(acc.column("flagged"))
     assert flagged.num_rows > 0
+    # every step reached the caller, in order; an account's first flag is the first step
+    # that flagged it, and an account no step flagged is not flagged
+    assert [c for c, _ in seen] == sorted(c for c, _ in seen) and len(seen) == result.summary["steps"]
+    first_step: dict[str, datetime] = {}
+    for cut, flags in seen:
+        for a, f in flags.items():
+            if f:
+                first_step.setdefault(a, cut)
+    ids, firsts = flagged.column("account_id").to_pylist(), flagged.column("first_flagged_at").to_pylist()
+    assert dict(zip(ids, firsts, strict=True)) == first_step
     ts = read_table(data, EXCHANGES, columns=["ts", "account_id"])
     t0 = pc.min(ts.column("ts")).as_py()
     first_seen: dict[str, object] = {}

@@ -105,6 +105,7 @@ def replay(
     progress: Callable[[int, int | None], None] | None = None,
     thin_floor: int = THIN_FLOOR,
     dormant: bool = True,
+    on_step: Callable[[datetime, ScanResult], None] | None = None,
 ) -> ScanResult:
     """Replay detection over ``data_dir`` at cadence ``every``; write the contract to ``out``.
 
@@ -112,6 +113,11 @@ def replay(
     accounts without traffic (:func:`~distillshield.detect.scan.scan_tables`). An account a
     step flagged stays in the output even if the last step has no row for it (an account
     named before it sent anything, whose partners no longer convict it).
+
+    ``on_step(cut_off, result)``: called after each step with what a scan of everything
+    before ``cut_off`` found (every account's score, flag and reasons at that step), for
+    analyses of the steps themselves (``bench/sweep_threshold.py``); the output keeps only
+    each account's first flag and best score.
     """
     from distillshield.detect.output import run_record, write_detections
     from distillshield.prepare import prepare
@@ -172,6 +178,8 @@ def replay(
             thin_floor=thin_floor,
             dormant=dormant,
         )
+        if on_step is not None:
+            on_step(cut, result)
         acc = result.accounts
         ids = acc.column("account_id").to_pylist()
         for a, s, f, c, r in zip(

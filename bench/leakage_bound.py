@@ -1,0 +1,103 @@
+"""The least leakage any per-account detector can reach at a batch cadence (docs/results.md).
+
+Usage:
+    python bench/leakage_bound.py DATA [DATA ...] --every 6h --out DIR
+
+A batch job run every ``--every`` hours (cut-offs ``t0 + k * every``, ``t0`` the first
+exchange, exactly as ``distillshield replay`` cuts them) sees an account's traffic only at the
+first cut-off after it. This script writes, per dataset, the detection contract of an
+**oracle** that reads the ground truth: every campaign account is flagged, in its true
+campaign, at the first cut-off after its first request, and no other account is flagged.
+``distillshield evaluate`` then scores it with the same code as a real replay, so its
+leakage is what a perfect per-account detector would leak at that cadence: each account's
+traffic before the first batch run that could see it.
+
+Only evidence that names an account *before* its first request (a sibling's card: the
+``dormant`` step of ``detect.scan``) or acts *during* its first hours (the gateway's online
+state, docs/gateway-evaluation.md) can leak less. The figures this prints are the floor
+under which a change to scoring alone cannot push a batch replay's leakage.
+
+Writes ``DIR/<dataset name>/oracle/`` (accounts.parquet, campaigns.json) and
+``DIR/<dataset name>/evaluation.json``; prints per campaign the oracle's leakage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from distillshield.detect.output import write_detections
+from distillshield.detect.replay import parse_every
+from distillshield.evaluate import evaluate
+
+
+def oracle_detections(data: Path, step: timedelta, out: Path) -> int:
+    """Write the oracle's detection contract for ``data`` to ``out``; returns its flags."""
+    con = duckdb.connect()
+    try:
+        step_us = int(step / timedelta(microseconds=1))
+        rows = con.execute(
+            f"""
+            WITH ex AS (SELECT account_id, epoch_us(ts) AS us
+                        FROM read_parquet('{data}/exchanges/*.parquet')),
+                 t0 AS (SELECT min(us) AS t0, max(us) + 1 AS t_end FROM ex),
+                 first AS (SELECT account_id, min(us) AS first_us FROM ex GROUP BY ALL)
+            SELECT l.account_id, l.campaign_id,
+                   -- the first cut-off strictly after the first request (replay's cut-offs;
+                   -- the last one is the end of the data)
+                   least(t0 + (floor((f.first_us - t0) / {step_us}) + 1) * {step_us}, t_end)
+                       AS flag_us
+            FROM read_parquet('{data}/labels/accounts.parquet') AS l
+            JOIN first AS f USING (account_id), t0
+            WHERE l.campaign_id IS NOT NULL
+            ORDER BY l.account_id
+            """
+        ).fetchall()
+    finally:
+        con.close()
+    ids = [r[0] for r in rows]
+    accounts = pa.table(
+        {
+            "account_id": pa.array(ids, pa.string()),
+            "score": pa.array([1.0] * len(rows), pa.float64()),
+            "flagged": pa.array([True] * len(rows), pa.bool_()),
+            "campaign_id": pa.array([r[1] for r in rows], pa.string()),
+            "first_flagged_at": pa.array([r[2] for r in rows], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "top_reasons": pa.array([["oracle: ground truth"]] * len(rows), pa.list_(pa.string())),
+        }
+    )
+    members: dict[str, list[str]] = {}
+    for account, campaign, _ in rows:
+        members.setdefault(campaign, []).append(account)
+    campaigns = [{"id": c, "accounts": a} for c, a in sorted(members.items())]
+    write_detections(out, accounts, campaigns, report=False)
+    return len(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data", nargs="+", type=Path)
+    ap.add_argument("--every", default="6h")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    step = parse_every(args.every)
+    for data in args.data:
+        out = args.out / data.resolve().name
+        n = oracle_detections(data, step, out / "oracle")
+        report = evaluate(data / "labels", out / "oracle", data_dir=data)
+        body = report.to_dict()
+        (out / "evaluation.json").write_text(json.dumps(body, indent=2, default=str))
+        cells = ", ".join(
+            f"{c['campaign_id']} {100 * c['leakage']:.2f} %"
+            for c in sorted(body["campaigns"], key=lambda c: c["campaign_id"])
+        )
+        print(f"{data}: {n} campaign accounts; oracle leakage at {args.every}: {cells}")
+
+
+if __name__ == "__main__":
+    main()
