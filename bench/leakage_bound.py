@@ -87,7 +87,7 @@ def main() -> None:
     args = ap.parse_args()
     step = parse_every(args.every)
     for data in args.data:
-        out = args.out / data.resolve().name
+        out = args.out / data.name
         n = oracle_detections(data, step, out / "oracle")
         report = evaluate(data / "labels", out / "oracle", data_dir=data)
         body = report.to_dict()
