@@ -10,6 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import sqlglot
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from distillshield.backends import Backend, get_backend, transpile
 from distillshield.linking import (
@@ -20,6 +22,7 @@ from distillshield.linking import (
     account_components,
     account_edges,
     edge_statements,
+    edges_touching,
 )
 from distillshield.schema._tables import ACCOUNTS, EXCHANGE_ENRICHMENT, EXCHANGES, SIGNALS
 
@@ -292,3 +295,40 @@ def test_components_match_networkx_on_random_kept_edges(seed: int) -> None:
     expected = {node: min(comp) for comp in nx.connected_components(g) for node in comp}
     assert {r["account_id"]: r["component"] for r in got} == expected
     assert [r["account_id"] for r in got] == sorted(expected)
+
+
+_ACCTS = st.sampled_from([f"a{i}" for i in range(8)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.tuples(_ACCTS, _ACCTS, st.sampled_from(["payment", "ip", "signup"])), max_size=30),
+    kinds=st.sets(st.sampled_from(["payment", "ip", "signup", "client"])),
+    accounts=st.sets(_ACCTS),
+    ends=st.sampled_from(["both", "either", "one"]),
+)
+def test_edges_touching_is_the_plain_filter(
+    rows: list[tuple[str, str, str]], kinds: set[str], accounts: set[str], ends: str
+) -> None:
+    """The Arrow filter every detection step uses keeps exactly the rows a plain Python
+    predicate keeps, in order, for each of its three boundary modes."""
+    table = pa.table(
+        {
+            "src": [r[0] for r in rows],
+            "dst": [r[1] for r in rows],
+            "kind": [r[2] for r in rows],
+            "weight": [1.0] * len(rows),
+            "evidence": ["x"] * len(rows),
+        },
+        schema=EDGE_SCHEMA,
+    )
+    inside = {
+        "both": lambda s, d: s and d,
+        "either": lambda s, d: s or d,
+        "one": lambda s, d: s != d,
+    }[ends]
+    expected = [r for r in rows if r[2] in kinds and inside(r[0] in accounts, r[1] in accounts)]
+    for given_accounts in (accounts, pa.array(sorted(accounts), pa.string())):
+        got = edges_touching(table, kinds, given_accounts, ends=ends)  # type: ignore[arg-type]
+        cols = [got.column(c).to_pylist() for c in ("src", "dst", "kind")]
+        assert list(zip(*cols, strict=True)) == expected

@@ -98,7 +98,7 @@ from distillshield.backends import Backend, quote_name
 from distillshield.detect.graph import organisations
 from distillshield.features.stats import StatsNames
 from distillshield.linking import STRONG_KINDS
-from distillshield.linking.edges import EdgeParams, stats_params
+from distillshield.linking.edges import EdgeParams, edges_touching, stats_params
 
 __all__ = ["CLUSTER_KINDS", "build_campaigns", "campaign_id_for", "campaign_summary", "hub_values"]
 
@@ -213,17 +213,7 @@ def _promote(
         a for a, sc, f in zip(ids, score, flagged, strict=True) if sc >= corroborated_score and not f
     }
     # only edges that can matter, filtered in Arrow: at seed scale there are millions
-    touching = pa.array(sorted(novel | candidates), pa.string())
-    useful = pc.and_(
-        pc.is_in(
-            edges.column("kind"), value_set=pa.array(sorted({*NOVELTY_KINDS, *IDENTITY_KINDS}), pa.string())
-        ),
-        pc.or_(
-            pc.is_in(edges.column("src"), value_set=touching),
-            pc.is_in(edges.column("dst"), value_set=touching),
-        ),
-    )
-    near = edges.filter(useful)
+    near = edges_touching(edges, {*NOVELTY_KINDS, *IDENTITY_KINDS}, novel | candidates, ends="either")
     src, dst = near.column("src").to_pylist(), near.column("dst").to_pylist()
     kinds = near.column("kind").to_pylist()
     partners: dict[str, set[str]] = {}
@@ -273,12 +263,7 @@ def _cluster(
     import igraph as ig
     import leidenalg
 
-    keep = pa.array(flagged_ids, pa.string())
-    mask = pc.and_(
-        pc.is_in(edges.column("kind"), value_set=pa.array(CLUSTER_KINDS, pa.string())),
-        pc.and_(pc.is_in(edges.column("src"), value_set=keep), pc.is_in(edges.column("dst"), value_set=keep)),
-    )
-    sub = edges.filter(mask)
+    sub = edges_touching(edges, CLUSTER_KINDS, flagged_ids, ends="both")
     nodes = sorted(flagged_ids)
     index = {a: i for i, a in enumerate(nodes)}
     weight: dict[tuple[int, int], float] = {}

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from distillshield.linking.edges import edges_touching
 
 __all__ = ["DORMANT_KINDS", "MIN_FLAGGED", "Dormant", "name_dormant", "with_dormant"]
 
@@ -90,16 +91,7 @@ def name_dormant(
         campaign = {a: c for a, c in zip(ids, cids, strict=True) if c is not None}
     # only edges between an account with traffic and one without, filtered in Arrow: at seed
     # scale most payment edges join two active accounts
-    with_traffic = pa.array(ids, pa.string())
-    near = edges.filter(
-        pc.and_(
-            pc.is_in(edges.column("kind"), value_set=pa.array(kinds, pa.string())),
-            pc.xor(
-                pc.is_in(edges.column("src"), value_set=with_traffic),
-                pc.is_in(edges.column("dst"), value_set=with_traffic),
-            ),
-        )
-    )
+    near = edges_touching(edges, kinds, ids, ends="one")
     partners: dict[str, set[str]] = {}
     convicting: dict[str, dict[str, set[str]]] = {}  # dormant -> flagged partner -> kinds
     org = organisation or {}

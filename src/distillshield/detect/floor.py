@@ -47,9 +47,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from distillshield.detect.design import PSEUDO_REQUESTS
+from distillshield.linking.edges import edges_touching
 
 __all__ = ["LINK_KINDS", "THIN_FLOOR", "hold_thin_flags"]
 
@@ -85,15 +85,7 @@ def hold_thin_flags(
     if floor <= 0 or not thin.any():
         return out, {}
     flagged_ids = pa.array([a for a, f in zip(account_ids, out, strict=True) if f], pa.string())
-    links = edges.filter(
-        pc.and_(
-            pc.is_in(edges.column("kind"), value_set=pa.array(LINK_KINDS, pa.string())),
-            pc.and_(
-                pc.is_in(edges.column("src"), value_set=flagged_ids),
-                pc.is_in(edges.column("dst"), value_set=flagged_ids),
-            ),
-        )
-    )
+    links = edges_touching(edges, LINK_KINDS, flagged_ids, ends="both")
     linked = set(links.column("src").to_pylist()) | set(links.column("dst").to_pylist())
     on_flags = set(flagged_ids.to_pylist())
     for holders in (hubs or {}).values():

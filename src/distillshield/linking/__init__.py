@@ -13,6 +13,7 @@ from distillshield.linking.edges import (
     EdgeParams,
     account_edges,
     edge_statements,
+    edges_touching,
 )
 from distillshield.linking.graph import COMPONENT_SCHEMA, account_components
 
@@ -25,4 +26,5 @@ __all__ = [
     "account_components",
     "account_edges",
     "edge_statements",
+    "edges_touching",
 ]
