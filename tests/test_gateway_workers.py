@@ -398,10 +398,14 @@ def test_two_workers_share_one_redis_survive_a_crash_and_log_every_acknowledged_
                 metrics_dir.glob(f"gauge_live*_{dead}.db")
             )
 
-            # 5. a live worker prints its threads' stacks on SIGUSR1 and keeps serving
-            os.kill(int((log_dir / "worker-1" / "CLAIM").read_text()), signal.SIGUSR1)
+            # 5. a live worker prints its threads' stacks on SIGUSR1 and keeps running (the
+            # signal's default action would end it, and uvicorn would start another)
+            worker_1 = int((log_dir / "worker-1" / "CLAIM").read_text())
+            os.kill(worker_1, signal.SIGUSR1)
             _wait("worker 1's stack dump", lambda: "most recent call first" in out.read_text(), out=out)
             batch(keys)
+            assert Path(f"/proc/{worker_1}").exists()
+            assert int((log_dir / "worker-1" / "CLAIM").read_text()) == worker_1
         finally:
             code = _stop(proc, log_dir, out)
         assert code == 0, out.read_text()[-3000:]
