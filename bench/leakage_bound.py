@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
-from distillshield.detect.output import write_detections
+from distillshield.detect.output import write_flag_times
 from distillshield.detect.replay import parse_every
 from distillshield.evaluate import evaluate
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def oracle_detections(data: Path, step: timedelta, out: Path) -> int:
@@ -60,22 +61,12 @@ def oracle_detections(data: Path, step: timedelta, out: Path) -> int:
         ).fetchall()
     finally:
         con.close()
-    ids = [r[0] for r in rows]
-    accounts = pa.table(
-        {
-            "account_id": pa.array(ids, pa.string()),
-            "score": pa.array([1.0] * len(rows), pa.float64()),
-            "flagged": pa.array([True] * len(rows), pa.bool_()),
-            "campaign_id": pa.array([r[1] for r in rows], pa.string()),
-            "first_flagged_at": pa.array([r[2] for r in rows], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            "top_reasons": pa.array([["oracle: ground truth"]] * len(rows), pa.list_(pa.string())),
-        }
+    write_flag_times(
+        out,
+        {a: _EPOCH + timedelta(microseconds=int(us)) for a, _, us in rows},
+        {a: c for a, c, _ in rows},
+        reason="oracle: ground truth",
     )
-    members: dict[str, list[str]] = {}
-    for account, campaign, _ in rows:
-        members.setdefault(campaign, []).append(account)
-    campaigns = [{"id": c, "accounts": a} for c, a in sorted(members.items())]
-    write_detections(out, accounts, campaigns, report=False)
     return len(rows)
 
 

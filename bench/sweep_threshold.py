@@ -23,10 +23,8 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
-
 from distillshield.detect import ScanResult
-from distillshield.detect.output import write_detections
+from distillshield.detect.output import write_flag_times
 from distillshield.detect.replay import replay
 from distillshield.evaluate import evaluate
 
@@ -57,25 +55,8 @@ def main() -> None:
     result = replay(args.data, args.out / "replay", every=args.every, report=False, on_step=on_step)
     summary = []
     for t in thresholds:
-        ids = sorted(first[t])
-        accounts = pa.table(
-            {
-                "account_id": pa.array(ids, pa.string()),
-                "score": pa.array([1.0] * len(ids), pa.float64()),
-                "flagged": pa.array([True] * len(ids), pa.bool_()),
-                "campaign_id": pa.array([last_campaign.get(a) for a in ids], pa.string()),
-                "first_flagged_at": pa.array([first[t][a] for a in ids], pa.timestamp("us", tz="UTC")),
-                "top_reasons": pa.array([[f"score >= {t}"]] * len(ids), pa.list_(pa.string())),
-            }
-        )
-        members: dict[str, list[str]] = {}
-        for a in ids:
-            if a in last_campaign:
-                members.setdefault(last_campaign[a], []).append(a)
         det = args.out / f"t{t:g}"
-        write_detections(
-            det, accounts, [{"id": c, "accounts": m} for c, m in sorted(members.items())], report=False
-        )
+        write_flag_times(det, first[t], last_campaign, reason=f"score >= {t}")
         body = evaluate(args.data / "labels", det, data_dir=args.data).to_dict()
         (det / "evaluation.json").write_text(json.dumps(body, indent=2, default=str))
         fp = body["false_positives"]

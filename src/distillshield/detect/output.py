@@ -10,7 +10,8 @@ verdict that a downstream consumer (the gateway, an analyst) would read as compl
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 from distillshield.schema import DETECTION_ACCOUNTS, write_table
 
-__all__ = ["run_record", "write_detections", "write_parquet"]
+__all__ = ["run_record", "write_detections", "write_flag_times", "write_parquet"]
 
 
 def _write_json(path: Path, body: Any) -> None:
@@ -72,3 +73,33 @@ def write_detections(
             source=str((run or {}).get("input", "")),
             summary=summary,
         )
+
+
+def write_flag_times(
+    out: Path, flagged_at: Mapping[str, datetime], campaign: Mapping[str, str], *, reason: str
+) -> None:
+    """The detection contract of a detector that is only a flag time per account: every
+    account of ``flagged_at`` flagged (score 1) at its time, in ``campaign``'s cluster where
+    it has one, with ``reason`` as its one reason; no report.
+
+    What the analyses beside the detector write to be scored by the same evaluation as a
+    replay: an oracle's flags (``bench/leakage_bound.py``), another threshold's
+    (``bench/sweep_threshold.py``), or a third-party detector's verdicts.
+    """
+    ids = sorted(flagged_at)
+    accounts = pa.table(
+        {
+            "account_id": pa.array(ids, pa.string()),
+            "score": pa.array([1.0] * len(ids), pa.float64()),
+            "flagged": pa.array([True] * len(ids), pa.bool_()),
+            "campaign_id": pa.array([campaign.get(a) for a in ids], pa.string()),
+            "first_flagged_at": pa.array([flagged_at[a] for a in ids], pa.timestamp("us", tz="UTC")),
+            "top_reasons": pa.array([[reason]] * len(ids), pa.list_(pa.string())),
+        }
+    )
+    members: dict[str, list[str]] = {}
+    for a in ids:
+        if a in campaign:
+            members.setdefault(campaign[a], []).append(a)
+    campaigns = [{"id": c, "accounts": m} for c, m in sorted(members.items())]
+    write_detections(out, accounts, campaigns, report=False)
