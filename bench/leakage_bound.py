@@ -4,10 +4,11 @@ Usage:
     python bench/leakage_bound.py DATA [DATA ...] --every 6h --out DIR
 
 A batch job run every ``--every`` hours (cut-offs ``t0 + k * every``, ``t0`` the first
-exchange, exactly as ``distillshield replay`` cuts them) sees an account's traffic only at the
-first cut-off after it. This script writes, per dataset, the detection contract of an
-**oracle** that reads the ground truth: every campaign account is flagged, in its true
-campaign, at the first cut-off after its first request, and no other account is flagged.
+exchange: ``detect.replay.cutoffs``, as ``distillshield replay`` cuts them) sees an
+account's traffic only at the first cut-off after it. This script writes, per dataset, the
+detection contract of an **oracle** that reads the ground truth: every campaign account is
+flagged, in its true campaign, at the first cut-off after its first request, and no other
+account is flagged.
 ``distillshield evaluate`` then scores it with the same code as a real replay, so its
 leakage is what a perfect per-account detector would leak at that cadence: each account's
 traffic before the first batch run that could see it.
@@ -24,46 +25,36 @@ Writes ``DIR/<dataset name>/oracle/`` (accounts.parquet, campaigns.json) and
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 
 from distillshield.detect.output import write_flag_times
-from distillshield.detect.replay import parse_every
+from distillshield.detect.replay import cutoffs, parse_every
 from distillshield.evaluate import evaluate
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def oracle_detections(data: Path, step: timedelta, out: Path) -> int:
     """Write the oracle's detection contract for ``data`` to ``out``; returns its flags."""
     con = duckdb.connect()
     try:
-        step_us = int(step / timedelta(microseconds=1))
+        con.execute("SET TimeZone = 'UTC'")
+        ex = f"read_parquet('{data}/exchanges/*.parquet')"
+        t0, t1 = con.execute(f"SELECT min(ts), max(ts) FROM {ex}").fetchone()  # type: ignore[misc]
         rows = con.execute(
-            f"""
-            WITH ex AS (SELECT account_id, epoch_us(ts) AS us
-                        FROM read_parquet('{data}/exchanges/*.parquet')),
-                 t0 AS (SELECT min(us) AS t0, max(us) + 1 AS t_end FROM ex),
-                 first AS (SELECT account_id, min(us) AS first_us FROM ex GROUP BY ALL)
-            SELECT l.account_id, l.campaign_id,
-                   -- the first cut-off strictly after the first request (replay's cut-offs;
-                   -- the last one is the end of the data)
-                   least(t0 + (floor((f.first_us - t0) / {step_us}) + 1) * {step_us}, t_end)
-                       AS flag_us
-            FROM read_parquet('{data}/labels/accounts.parquet') AS l
-            JOIN first AS f USING (account_id), t0
-            WHERE l.campaign_id IS NOT NULL
-            ORDER BY l.account_id
-            """
+            f"""SELECT l.account_id, l.campaign_id, min(x.ts) AS first_ts
+                FROM read_parquet('{data}/labels/accounts.parquet') AS l JOIN {ex} AS x USING (account_id)
+                WHERE l.campaign_id IS NOT NULL GROUP BY ALL"""
         ).fetchall()
     finally:
         con.close()
+    cuts = cutoffs(t0, t1, step)  # replay's own cut-offs; the last one sees everything
     write_flag_times(
         out,
-        {a: _EPOCH + timedelta(microseconds=int(us)) for a, _, us in rows},
+        {a: cuts[bisect.bisect_right(cuts, first)] for a, _, first in rows},  # first cut-off after it
         {a: c for a, c, _ in rows},
         reason="oracle: ground truth",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distillshield.detect import ScanResult, load_model, scan, scan_tables
-from distillshield.detect.replay import parse_every, replay
+from distillshield.detect.replay import cutoffs, parse_every, replay
 from distillshield.errors import DistillShieldError
 from distillshield.evaluate import evaluate
 from distillshield.schema import ACCOUNTS, EXCHANGES, RELEASES, read_table, write_table
@@ -304,6 +304,17 @@ def test_replay_fills_first_flagged_at_on_the_cadence(data: Path, scanned: Path,
     report = evaluate(data / "labels", tmp_path / "rep", data_dir=data).to_dict()
     assert report["leakage"]["share"] < 1.0  # replay catches campaigns before the data ends
     assert report["accounts"]["recall"] >= 0.9
+
+
+def test_cutoffs_are_the_cadence_then_the_end() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    h6 = timedelta(hours=6)
+    end_of = [t0 + h6 * k for k in (1, 2)]
+    # a last exchange exactly on a multiple still gets its own run (it is before the end)
+    assert cutoffs(t0, t0 + 2 * h6, h6) == [*end_of, t0 + 2 * h6 + timedelta(microseconds=1)]
+    last = t0 + timedelta(hours=13)
+    assert cutoffs(t0, last, h6) == [*end_of, last + timedelta(microseconds=1)]
+    assert cutoffs(t0, t0, h6) == [t0 + timedelta(microseconds=1)]  # one exchange: one run, at the end
 
 
 def test_parse_every() -> None:

@@ -47,7 +47,7 @@ from distillshield.errors import DistillShieldError
 from distillshield.features.stats import STATS_SCHEMAS, StatsNames, merge_statement, summarise
 from distillshield.linking.edges import stats_params
 
-__all__ = ["parse_every", "replay"]
+__all__ = ["cutoffs", "parse_every", "replay"]
 
 _EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
 
@@ -62,6 +62,21 @@ def parse_every(text: str) -> timedelta:
     if delta < timedelta(minutes=1):
         raise DistillShieldError(f"--every {text!r}: the cadence must be at least one minute")
     return delta
+
+
+def cutoffs(t0: datetime, t1: datetime, step: timedelta) -> list[datetime]:
+    """The instants a job run every ``step`` from the first exchange ``t0`` judges at: each
+    ``t0 + k * step`` before the end of the data, then the end (just after the last exchange
+    ``t1``), which sees everything. One definition for the batch replay, the gateway replay's
+    verdict refreshes and the leakage floor (``bench/leakage_bound.py``)."""
+    end = t1 + timedelta(microseconds=1)
+    out: list[datetime] = []
+    k = 1
+    while t0 + k * step < end:
+        out.append(t0 + k * step)
+        k += 1
+    out.append(end)
+    return out
 
 
 _STEP = "_ds_replay_step"
@@ -134,13 +149,7 @@ def replay(
     t0, t1 = span["t0"], span["t1"]
     if t0 is None:
         raise DistillShieldError(f"{data_dir}: no exchanges to replay")
-    end = t1 + timedelta(microseconds=1)
-    cutoffs: list[datetime] = []
-    k = 1
-    while t0 + k * step < end:
-        cutoffs.append(t0 + k * step)
-        k += 1
-    cutoffs.append(end)
+    cuts = cutoffs(t0, t1, step)
 
     # Incremental: each step summarises only the exchanges since the previous step and
     # finishes from the statistics of every step so far (what ``scan --state`` persists);
@@ -158,9 +167,9 @@ def replay(
     steps: list[StepStat] = []
     result: ScanResult | None = None
     previous: datetime | None = None
-    for i, cut in enumerate(cutoffs):
+    for i, cut in enumerate(cuts):
         started = time.perf_counter()
-        final = i == len(cutoffs) - 1
+        final = i == len(cuts) - 1
         names = register_window(b, data_dir, since=previous, until=cut, registered=registered)
         chunk = summarise(b, names, chunk=cut.isoformat(), params=stats_params())
         _fold(b, state, chunk, first_step=i == 0)
@@ -198,7 +207,7 @@ def replay(
                 last_campaign[a] = c
         steps.append(StepStat(f"step {cut.isoformat()}", acc.num_rows, time.perf_counter() - started))
         if progress is not None:
-            progress(i + 1, len(cutoffs))
+            progress(i + 1, len(cuts))
     assert result is not None
     final_acc = result.accounts
     ids = final_acc.column("account_id").to_pylist()
@@ -230,7 +239,7 @@ def replay(
         **result.summary,
         "mode": "replay",
         "every_seconds": step.total_seconds(),
-        "steps": len(cutoffs),
+        "steps": len(cuts),
         "accounts_flagged": int(np.sum(out_rows["flagged"])),
     }
     run = run_record(data_dir, result.summary, steps)

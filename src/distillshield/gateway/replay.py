@@ -197,18 +197,6 @@ def _parse_every(every: str | timedelta) -> timedelta:
     return parse_every(every) if isinstance(every, str) else every
 
 
-def _cutoffs(t0: datetime, t1: datetime, step: timedelta) -> list[datetime]:
-    """Batch refresh instants ``t0 + k * step`` before the end, then the end (as replay)."""
-    end = t1 + timedelta(microseconds=1)
-    out: list[datetime] = []
-    k = 1
-    while t0 + k * step < end:
-        out.append(t0 + k * step)
-        k += 1
-    out.append(end)
-    return out
-
-
 def _dataset_key(data: Path) -> str:
     """Identity of the dataset's files (names, sizes, modification times)."""
     h = hashlib.sha256()
@@ -421,7 +409,9 @@ def replay_gateway(
         span = b.query("SELECT min(ts) AS t0, max(ts) AS t1, count(*) AS n FROM ex_all").to_pylist()[0]
         if span["t0"] is None:
             raise DistillShieldError(f"{data}: no exchanges to replay")
-        cutoffs = _cutoffs(span["t0"], span["t1"], step)
+        from distillshield.detect.replay import cutoffs as batch_cutoffs
+
+        cutoffs = batch_cutoffs(span["t0"], span["t1"], step)
         acc = b.query(
             "SELECT account_id, pathway, payment_fingerprint, signup_ip, epoch(created_at) AS created, "
             "declared_country FROM acc_all"
